@@ -1,0 +1,39 @@
+"""lanlib: Latent Attention Networks in PyTorch.
+
+A companion library to the Latent Attention Book, after Grimm et al., "Modeling
+Latent Attention Within Neural Networks". A Latent Attention Network A maps an
+input x to a mask A(x) in [0, 1]; the input is corrupted as
+``x~ = A(x) * eta + (1 - A(x)) * x`` with noise eta, and A is trained so that the
+explained model F barely notices while the mask stays as large as possible.
+Mask values near 1 mark what F ignores, near 0 what it needs
+(``importance = 1 - mask``).
+
+Main entry points:
+
+- :func:`corrupt` (Eq. 2), :func:`objective` (Eqs. 3-4);
+- :func:`fit_lan`: train an amortised mask network (Eq. 3);
+- :func:`fit_sample_masks`: fit one mask per input, batched (Eq. 4);
+- :mod:`lanlib.noise`: constant, bootstrapped and uniform noise;
+- :mod:`lanlib.nets`, :mod:`lanlib.metrics`, :mod:`lanlib.data`, :mod:`lanlib.cache`.
+"""
+
+from . import losses, metrics, nets, noise
+from .core import corrupt, frozen, importance, objective, upsample_mask
+from .fit import History, fit_lan, fit_sample_masks
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "History",
+    "corrupt",
+    "fit_lan",
+    "fit_sample_masks",
+    "frozen",
+    "importance",
+    "losses",
+    "metrics",
+    "nets",
+    "noise",
+    "objective",
+    "upsample_mask",
+]

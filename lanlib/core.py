@@ -1,0 +1,212 @@
+"""The corruption of Eq. 2, the objective of Eqs. 3-4, and the checks they share.
+
+Masks follow the paper: 1 marks what the model ignores (replaceable by noise),
+0 what it needs. Plots show ``importance(mask) = 1 - mask``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import losses
+
+__all__ = ["corrupt", "importance", "upsample_mask", "frozen", "objective"]
+
+
+def _broadcast_shape(name: str, shape: torch.Size, target: torch.Size) -> None:
+    try:
+        out = torch.broadcast_shapes(shape, target)
+    except RuntimeError:
+        out = None
+    if out != target:
+        raise ValueError(
+            f"{name} of shape {tuple(shape)} does not broadcast to the inputs' shape "
+            f"{tuple(target)}; give it the inputs' shape or size-1 dimensions"
+        )
+
+
+def check_inputs(inputs) -> torch.Tensor:
+    """Raise a clear error unless ``inputs`` is a batched floating tensor without NaN."""
+    if not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
+    if not inputs.is_floating_point():
+        raise TypeError(
+            f"inputs must be floating point, got {inputs.dtype}; convert with inputs.float() "
+            "(and scale images to the range the model was trained on)"
+        )
+    if inputs.ndim < 2:
+        raise ValueError(f"inputs must be batched (N, ...), got shape {tuple(inputs.shape)}")
+    if torch.isnan(inputs).any():
+        raise ValueError("inputs contain NaN; clean or drop those samples first")
+    return inputs
+
+
+def check_mask(mask, inputs: torch.Tensor, source: str = "mask") -> torch.Tensor:
+    """Raise a clear error unless ``mask`` is a tensor in [0, 1] broadcastable to ``inputs``."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{source} must be a tensor, got {type(mask).__name__}")
+    _broadcast_shape(source, mask.shape, inputs.shape)
+    lo, hi = torch.aminmax(mask.detach())
+    if torch.isnan(mask).any() or lo < 0 or hi > 1:
+        raise ValueError(
+            f"{source} must lie in [0, 1], got values in [{lo.item():.4g}, {hi.item():.4g}]; "
+            "end the mask network with a sigmoid"
+        )
+    return mask
+
+
+def corrupt(inputs: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: ``x~ = mask * eta + (1 - mask) * inputs``.
+
+    Args:
+        inputs (Tensor (N, ...)): the inputs x.
+        mask (Tensor): A(x) in [0, 1], broadcastable to ``inputs`` (e.g. ``(N, 1, H, W)``
+            shared across channels). 1 = replace by noise, 0 = keep.
+        eta (Tensor): the noise η, broadcastable to ``inputs``.
+
+    Returns:
+        Tensor: the corrupted inputs, shaped like ``inputs``.
+
+    Example:
+        >>> import torch
+        >>> corrupt(torch.ones(1, 3), torch.tensor([[0.0, 0.5, 1.0]]), torch.zeros(1, 3))
+        tensor([[1.0000, 0.5000, 0.0000]])
+    """
+    _broadcast_shape("mask", mask.shape, inputs.shape)
+    _broadcast_shape("noise", eta.shape, inputs.shape)
+    return mask * eta + (1 - mask) * inputs
+
+
+def importance(mask: torch.Tensor) -> torch.Tensor:
+    """What the model attends to: ``1 - mask`` (1 = needed, 0 = ignored)."""
+    return 1 - mask
+
+
+def upsample_mask(mask: torch.Tensor, like: torch.Tensor | torch.Size) -> torch.Tensor:
+    """Expand a coarse or channel-shared mask ``(N, *mask_shape)`` to the shape of ``like``.
+
+    Dimensions of size 1 broadcast; spatial dimensions (all after the channel
+    dimension) that differ are interpolated (linear, bilinear or trilinear).
+
+    Args:
+        mask (Tensor (N, C', *S')): the coarse mask, same number of dimensions as ``like``.
+        like (Tensor or Size (N, C, *S)): the target.
+
+    Returns:
+        Tensor (N, C, *S): the mask at full resolution.
+    """
+    shape = torch.Size(like.shape if isinstance(like, torch.Tensor) else like)
+    if mask.ndim != len(shape):
+        raise ValueError(
+            f"mask has {mask.ndim} dimensions but the inputs {len(shape)}; "
+            f"give mask_shape one entry per input dimension (after the batch), e.g. "
+            f"{tuple(shape[1:])}"
+        )
+    if mask.shape[2:] != shape[2:] and len(shape) > 2:
+        modes = {1: "linear", 2: "bilinear", 3: "trilinear"}
+        if len(shape) - 2 not in modes:
+            raise ValueError(f"cannot interpolate a mask over {len(shape) - 2} spatial dimensions")
+        mask = F.interpolate(
+            mask, size=tuple(shape[2:]), mode=modes[len(shape) - 2], align_corners=False
+        )
+    _broadcast_shape("mask", mask.shape, shape)
+    return mask.expand(shape)
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module):
+    """Put ``model`` in eval mode with no parameter gradients; restore both on exit.
+
+    The restore happens even when the body raises. Parameters are never changed.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    modes = {m: m.training for m in model.modules()}
+    flags = {p: p.requires_grad for p in model.parameters()}
+    model.eval()
+    for p in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for m, training in modes.items():
+            m.training = training
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+
+
+def model_output(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """``model(inputs)``, checked to be a batched tensor."""
+    out = model(inputs)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(
+            f"the model must return a tensor of outputs (N, ...), got {type(out).__name__}; "
+            "wrap it so forward returns the logits"
+        )
+    if out.ndim < 1 or out.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"the model returned shape {tuple(out.shape)} for {inputs.shape[0]} inputs; "
+            "it must return one output row per input"
+        )
+    return out
+
+
+def objective(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    mask: torch.Tensor,
+    noise,
+    *,
+    beta: float,
+    loss="kl",
+    reference: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """The per-sample objective of Eqs. 3-4: ``L_F(F(x), F(x~)) - beta * mean(mask)``.
+
+    One draw of η estimates the expectation over the noise. The model is used as
+    it is (wrap the call in :func:`frozen` to keep its parameters out of autograd).
+
+    Args:
+        model (nn.Module): F, mapping inputs ``(N, ...)`` to outputs ``(N, ...)`` (logits
+            for the ``"kl"`` and ``"ce"`` losses).
+        inputs (Tensor (N, ...)): x.
+        mask (Tensor): A(x) in [0, 1], broadcastable to ``inputs``.
+        noise (callable): ``noise(inputs, generator) -> eta`` (see :mod:`lanlib.noise`).
+        beta (float): weight of the mask-size reward, > 0.
+        loss (str or callable): ``"kl"``, ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
+        reference (Tensor, optional): F(x) if already computed; else computed here
+            without gradients.
+        generator (torch.Generator, optional): source of the noise draw.
+
+    Returns:
+        dict of ``(N,)`` tensors: ``"objective"``, ``"distortion"`` (the loss term) and
+        ``"mask_mean"`` (mean of each sample's mask).
+    """
+    if reference is None:
+        with torch.no_grad():
+            reference = model_output(model, inputs)
+    eta = noise(inputs, generator=generator)
+    corrupted = model_output(model, corrupt(inputs, mask, eta))
+    distortion = losses.resolve(loss)(reference, corrupted)
+    mask_mean = mask.expand(inputs.shape[0], *mask.shape[1:]).flatten(1).mean(dim=1)
+    return {
+        "objective": distortion - beta * mask_mean,
+        "distortion": distortion,
+        "mask_mean": mask_mean,
+    }
+
+
+def check_hyper(beta: float, steps: int, lr: float) -> None:
+    """Raise a clear error for a non-positive beta, fewer than one step or a bad rate."""
+    if not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
+        raise ValueError(f"beta must be a positive number, got {beta!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive number, got {lr!r}")

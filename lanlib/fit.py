@@ -1,0 +1,280 @@
+"""Fitting masks: an amortised Latent Attention Network (Eq. 3) or one mask per input (Eq. 4).
+
+Both loops freeze the explained model for the duration of the call (eval mode,
+no parameter gradients) and restore its mode, ``requires_grad`` flags and device
+afterwards, also when the call raises. Randomness (batch order, noise draws)
+comes from ``seed`` only.
+
+Example (a model that reads only the first two of eight features):
+    >>> import torch
+    >>> from torch import nn
+    >>> import lanlib
+    >>> model = nn.Linear(8, 2)
+    >>> with torch.no_grad():
+    ...     _ = model.weight.zero_(); _ = model.weight[:, :2].fill_(3.0)
+    ...     _ = model.weight[1].neg_(); _ = model.bias.zero_()
+    >>> x = torch.randn(16, 8, generator=torch.Generator().manual_seed(0))
+    >>> masks = lanlib.fit_sample_masks(model, x, lanlib.noise.constant(0.0), beta=0.05,
+    ...                                 steps=200, lr=0.1, seed=0, progress=False)
+    >>> masks.shape
+    torch.Size([16, 8])
+    >>> bool(lanlib.importance(masks)[:, :2].mean() > lanlib.importance(masks)[:, 2:].mean())
+    True
+
+The method chapter of the book (``notebooks/01_method``) derives both loops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import trange
+
+from .core import (
+    check_hyper,
+    check_inputs,
+    check_mask,
+    frozen,
+    model_output,
+    objective,
+    upsample_mask,
+)
+
+__all__ = ["History", "fit_lan", "fit_sample_masks"]
+
+
+@dataclass
+class History:
+    """Batch means of the objective's terms, one entry per optimisation step.
+
+    Pass an instance as ``history=`` to :func:`fit_lan` or :func:`fit_sample_masks`;
+    it is filled when the call returns.
+    """
+
+    objective: list[float] = field(default_factory=list)
+    distortion: list[float] = field(default_factory=list)
+    mask_mean: list[float] = field(default_factory=list)
+
+    def _extend(self, records: list[dict[str, torch.Tensor]]) -> None:
+        if not records:
+            return
+        for key in ("objective", "distortion", "mask_mean"):
+            getattr(self, key).extend(torch.stack([r[key] for r in records]).tolist())
+
+    def __len__(self) -> int:
+        return len(self.objective)
+
+
+def _resolve_device(model: nn.Module, device) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _explained(model: nn.Module, device: torch.device):
+    """Freeze ``model`` on ``device``; put it back where it was afterwards."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    home = first.device if first is not None else device
+    with frozen(model):
+        model.to(device)
+        try:
+            yield model
+        finally:
+            model.to(home)
+
+
+def _batches(data, batch_size: int, generator: torch.Generator, device: torch.device):
+    """An endless stream of input batches from a tensor, a Dataset or a DataLoader."""
+    if isinstance(data, torch.Tensor):
+        data = check_inputs(data).to(device)
+        n = len(data)
+        while True:
+            order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+            for start in range(0, max(n - batch_size, 0) + 1, batch_size):
+                yield data[order[start:start + batch_size]]
+    if isinstance(data, Dataset):
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+        data = DataLoader(data, batch_size=batch_size, shuffle=True,
+                          drop_last=len(data) >= batch_size,
+                          generator=torch.Generator().manual_seed(seed))
+    if not isinstance(data, DataLoader):
+        raise TypeError(
+            f"data must be a tensor (N, ...), a Dataset or a DataLoader, got {type(data).__name__}"
+        )
+    while True:
+        empty = True
+        for item in data:
+            empty = False
+            x = item[0] if isinstance(item, (tuple, list)) else item
+            yield check_inputs(x).to(device)
+        if empty:
+            raise ValueError("the DataLoader yielded no batches")
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+def fit_lan(
+    model: nn.Module,
+    lan: nn.Module,
+    data,
+    noise,
+    *,
+    beta: float,
+    steps: int = 1000,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    loss="kl",
+    seed: int | None = None,
+    progress: bool = True,
+    device=None,
+    history: History | None = None,
+) -> nn.Module:
+    """Train a Latent Attention Network ``lan`` to explain ``model`` (Eq. 3 of the paper).
+
+    Minimises ``mean over x of L_F(F(x), F(x~)) - beta * mean(A(x))`` with Adam, where
+    ``x~ = A(x) * eta + (1 - A(x)) * x`` and ``eta = noise(x)``.
+
+    Args:
+        model (nn.Module): F, the network explained (frozen during the call, restored after).
+        lan (nn.Module): A, mapping a batch ``(N, ...)`` to masks in [0, 1] broadcastable to it
+            (e.g. ``(N, 1, H, W)`` for a mask shared by the colour channels). Trained in place.
+        data (Tensor (N, ...), Dataset or DataLoader): training inputs; a Dataset or DataLoader
+            may yield ``(input, label)`` pairs.
+        noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
+        beta (float): reward for larger masks, > 0. Larger beta, sparser importance.
+        steps (int): optimisation steps. Default 1000.
+        lr (float): Adam learning rate. Default 1e-3.
+        batch_size (int): inputs per step for tensor and Dataset data. Default 64.
+        loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
+        seed (int, optional): seeds batch order and noise; ``None`` draws a fresh seed.
+        progress (bool): show a progress bar. Default True.
+        device (str or torch.device, optional): where to compute; default the model's device.
+        history (History, optional): filled with the per-step batch means.
+
+    Returns:
+        nn.Module: ``lan``, trained, on ``device``.
+    """
+    check_hyper(beta, steps, lr)
+    if not isinstance(lan, nn.Module):
+        raise TypeError(f"lan must be a torch.nn.Module, got {type(lan).__name__}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    device = _resolve_device(model, device)
+    generator = _generator(seed, device)
+    stream = _batches(data, batch_size, generator, device)
+    lan.to(device).train()
+    optimiser = torch.optim.Adam(lan.parameters(), lr=lr)
+    records = []
+    with _explained(model, device):
+        for step in trange(steps, disable=not progress, desc="fit_lan"):
+            x = next(stream)
+            with torch.no_grad():
+                reference = model_output(model, x)
+            mask = lan(x)
+            if step == 0 or step == steps - 1:
+                check_mask(mask, x, source="the LAN's output")
+            terms = objective(model, x, mask, noise, beta=beta, loss=loss,
+                              reference=reference, generator=generator)
+            optimiser.zero_grad(set_to_none=True)
+            terms["objective"].mean().backward()
+            optimiser.step()
+            records.append({k: v.detach().mean() for k, v in terms.items()})
+    lan.eval()
+    if history is not None:
+        history._extend(records)
+    return lan
+
+
+def fit_sample_masks(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    noise,
+    *,
+    beta: float,
+    steps: int = 300,
+    lr: float = 0.1,
+    loss="kl",
+    mask_shape=None,
+    init: float = 0.5,
+    seed: int | None = None,
+    progress: bool = True,
+    device=None,
+    history: History | None = None,
+) -> torch.Tensor:
+    """Fit one mask per input, all at once (Eq. 4 of the paper).
+
+    Each row's mask minimises ``L_F(F(x), F(x~)) - beta * mean(m)``; the rows are
+    optimised together in one loop, and since the batch objective is the sum of the
+    rows' objectives (and F is in eval mode), each mask is what fitting it alone
+    would give. The mask is ``sigmoid(logits)``, optimised by Adam.
+
+    Args:
+        model (nn.Module): F (frozen during the call, restored after).
+        inputs (Tensor (N, ...)): the inputs to explain, floating point.
+        noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
+        beta (float): reward for larger masks, > 0.
+        steps (int): optimisation steps. Default 300.
+        lr (float): Adam learning rate on the mask logits. Default 0.1.
+        loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
+        mask_shape (tuple, optional): per-sample mask shape, e.g. ``(1, 8, 8)`` for a
+            channel-shared 8x8 mask on ``(N, 3, 32, 32)`` inputs; size-1 dimensions
+            broadcast, smaller spatial ones are upsampled (see :func:`upsample_mask`).
+            Default: the inputs' per-sample shape.
+        init (float): initial mask value, in (0, 1). Default 0.5.
+        seed (int, optional): seeds the noise; ``None`` draws a fresh seed.
+        progress (bool): show a progress bar. Default True.
+        device (str or torch.device, optional): where to compute; default the model's device.
+        history (History, optional): filled with the per-step batch means.
+
+    Returns:
+        Tensor (N, *mask_shape): masks in [0, 1] (1 = ignored, 0 = needed), on the
+        inputs' device.
+    """
+    check_hyper(beta, steps, lr)
+    check_inputs(inputs)
+    if not 0 < init < 1:
+        raise ValueError(f"init must lie strictly between 0 and 1, got {init!r}")
+    shape = tuple(inputs.shape[1:]) if mask_shape is None else tuple(mask_shape)
+    if len(shape) != inputs.ndim - 1:
+        raise ValueError(
+            f"mask_shape {shape} must have one entry per input dimension after the batch, "
+            f"like {tuple(inputs.shape[1:])}"
+        )
+    home = inputs.device
+    device = _resolve_device(model, device)
+    generator = _generator(seed, device)
+    x = inputs.to(device)
+    logits = torch.full((len(x), *shape), math.log(init / (1 - init)), device=device,
+                        dtype=x.dtype, requires_grad=True)
+    upsample_mask(logits.detach(), x)  # fails early and clearly on a bad mask_shape
+    optimiser = torch.optim.Adam([logits], lr=lr)
+    records = []
+    with _explained(model, device):
+        with torch.no_grad():
+            reference = model_output(model, x)
+        for _ in trange(steps, disable=not progress, desc="fit_sample_masks"):
+            mask = upsample_mask(torch.sigmoid(logits), x)
+            terms = objective(model, x, mask, noise, beta=beta, loss=loss,
+                              reference=reference, generator=generator)
+            optimiser.zero_grad(set_to_none=True)
+            terms["objective"].sum().backward()
+            optimiser.step()
+            records.append({k: v.detach().mean() for k, v in terms.items()})
+    if history is not None:
+        history._extend(records)
+    return torch.sigmoid(logits).detach().to(home)
