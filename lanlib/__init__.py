@@ -17,7 +17,7 @@ Main entry points:
 - :mod:`lanlib.nets`, :mod:`lanlib.metrics`, :mod:`lanlib.data`, :mod:`lanlib.cache`.
 """
 
-from . import losses, metrics, nets, noise
+from . import losses, metrics, nets, noise, toy
 from .core import corrupt, frozen, importance, objective, upsample_mask
 from .fit import History, fit_lan, fit_sample_masks
 
@@ -35,5 +35,6 @@ __all__ = [
     "nets",
     "noise",
     "objective",
+    "toy",
     "upsample_mask",
 ]
