@@ -172,6 +172,8 @@ def fit_lan(
     check_hyper(beta, steps, lr)
     if not isinstance(lan, nn.Module):
         raise TypeError(f"lan must be a torch.nn.Module, got {type(lan).__name__}")
+    if not any(p.requires_grad for p in lan.parameters()):
+        raise ValueError("the LAN has no trainable parameters; pass a module with parameters")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     device = _resolve_device(model, device)

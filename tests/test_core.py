@@ -1,0 +1,168 @@
+"""Unit tests of the corruption, the noise, the losses, the objective and the metrics."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import lanlib
+from lanlib import losses, noise
+from lanlib.metrics import auroc, output_agreement
+
+
+def test_corrupt_is_eq2_and_broadcasts_a_channel_shared_mask():
+    x = torch.rand(2, 3, 4, 4)
+    eta = torch.rand(2, 3, 4, 4)
+    mask = torch.rand(2, 1, 4, 4)
+    expected = mask * eta + (1 - mask) * x
+    torch.testing.assert_close(lanlib.corrupt(x, mask, eta), expected)
+    assert torch.equal(lanlib.corrupt(x, torch.zeros(2, 1, 4, 4), eta), x)
+    assert torch.equal(lanlib.corrupt(x, torch.ones(2, 1, 4, 4), eta), eta)
+
+
+@pytest.mark.parametrize("what, mask_shape, eta_shape", [
+    ("mask", (2, 2, 4, 4), (2, 3, 4, 4)),
+    ("noise", (2, 1, 4, 4), (2, 3, 5, 4)),
+])
+def test_corrupt_rejects_shapes_that_do_not_broadcast(what, mask_shape, eta_shape):
+    with pytest.raises(ValueError, match=f"{what} of shape .* does not broadcast"):
+        lanlib.corrupt(torch.rand(2, 3, 4, 4), torch.rand(mask_shape), torch.rand(eta_shape))
+
+
+def test_importance_is_one_minus_mask():
+    mask = torch.tensor([0.0, 0.25, 1.0])
+    torch.testing.assert_close(lanlib.importance(mask), torch.tensor([1.0, 0.75, 0.0]))
+
+
+def test_constant_noise():
+    eta = noise.constant(0.3)(torch.rand(5, 2, 3))
+    assert eta.shape == (5, 2, 3) and torch.all(eta == 0.3)
+
+
+def test_uniform_noise_range_and_reproducibility_without_global_state():
+    x = torch.zeros(64, 10)
+    state = torch.random.get_rng_state()
+    a = noise.uniform(-2.0, 3.0)(x, generator=torch.Generator().manual_seed(1))
+    b = noise.uniform(-2.0, 3.0)(x, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.random.get_rng_state(), state), "global RNG state was used"
+    assert torch.equal(a, b)
+    assert a.min() >= -2.0 and a.max() < 3.0 and a.std() > 1.0
+    with pytest.raises(ValueError, match="low < high"):
+        noise.uniform(1.0, 1.0)
+
+
+def test_bootstrap_draws_whole_samples_from_tensor_and_dataset():
+    pool = torch.arange(10.0).reshape(10, 1, 1).expand(10, 2, 3).clone()
+    x = torch.zeros(32, 2, 3)
+    g = torch.Generator().manual_seed(0)
+    for source in (pool, TensorDataset(pool, torch.zeros(10))):
+        eta = noise.bootstrap(source)(x, generator=g)
+        assert eta.shape == x.shape
+        # every drawn sample is one whole sample of the pool
+        assert torch.all(eta.flatten(1).min(1).values == eta.flatten(1).max(1).values)
+        assert set(eta[:, 0, 0].tolist()) <= set(range(10))
+        assert len(set(eta[:, 0, 0].tolist())) > 3
+
+
+def test_bootstrap_rejects_samples_of_another_shape_and_bad_pools():
+    with pytest.raises(ValueError, match=r"shape \(2, 3\) .* inputs have \(4,\)"):
+        noise.bootstrap(torch.rand(5, 2, 3))(torch.rand(3, 4))
+    with pytest.raises(TypeError, match="floating point"):
+        noise.bootstrap(torch.zeros(5, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="at least one sample"):
+        noise.bootstrap(torch.rand(0, 3))
+    with pytest.raises(TypeError, match="tensor of samples"):
+        noise.bootstrap(3.0)
+
+
+def test_losses_are_per_sample_and_zero_on_identical_outputs():
+    ref = torch.randn(4, 5)
+    out = torch.randn(4, 5)
+    for name in ("kl", "ce", "mse"):
+        value = losses.resolve(name)(ref, out)
+        assert value.shape == (4,)
+    assert torch.allclose(losses.kl(ref, ref), torch.zeros(4), atol=1e-6)
+    assert torch.all(losses.kl(ref, out) > 0)
+    p = ref.softmax(1)
+    manual = (p * (p.log() - out.log_softmax(1))).sum(1)
+    torch.testing.assert_close(losses.kl(ref, out), manual)
+    manual_ce = -out.log_softmax(1)[torch.arange(4), ref.argmax(1)]
+    torch.testing.assert_close(losses.ce(ref, out), manual_ce)
+    torch.testing.assert_close(losses.mse(ref, out), ((ref - out) ** 2).mean(1))
+
+
+def test_callable_losses_scalar_or_per_sample_and_errors():
+    ref, out = torch.randn(3, 2), torch.randn(3, 2)
+    scalar = losses.resolve(lambda r, o: (r - o).abs().mean())
+    assert scalar(ref, out).shape == (3,)
+    with pytest.raises(ValueError, match="one value per sample"):
+        losses.resolve(lambda r, o: (r - o))(ref, out)
+    with pytest.raises(TypeError, match="must return a tensor"):
+        losses.resolve(lambda r, o: 1.0)(ref, out)
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        losses.resolve("l1")
+    with pytest.raises(TypeError, match="loss must be"):
+        losses.resolve(3)
+
+
+def test_objective_matches_the_equation_by_hand():
+    model = nn.Linear(6, 3)
+    x = torch.rand(4, 6)
+    mask = torch.rand(4, 6)
+    eta = torch.rand(4, 6)
+    terms = lanlib.objective(model, x, mask, lambda inputs, generator=None: eta, beta=2.0)
+    with torch.no_grad():
+        p = model(x).log_softmax(1)
+        q = model(mask * eta + (1 - mask) * x).log_softmax(1)
+    expected = (p.exp() * (p - q)).sum(1) - 2.0 * mask.mean(1)
+    torch.testing.assert_close(terms["objective"].detach(), expected)
+    torch.testing.assert_close(terms["mask_mean"], mask.mean(1))
+
+
+def test_upsample_mask_broadcasts_channels_and_interpolates_space():
+    coarse = torch.rand(2, 1, 4, 4)
+    full = lanlib.upsample_mask(coarse, torch.Size((2, 3, 16, 16)))
+    assert full.shape == (2, 3, 16, 16)
+    assert torch.equal(full[:, 0], full[:, 2])
+    assert full.min() >= coarse.min() - 1e-6 and full.max() <= coarse.max() + 1e-6
+    with pytest.raises(ValueError, match="does not broadcast"):
+        lanlib.upsample_mask(torch.rand(2, 2, 4, 4), torch.Size((2, 3, 16, 16)))
+    with pytest.raises(ValueError, match="one entry per input dimension"):
+        lanlib.upsample_mask(torch.rand(2, 4, 4), torch.Size((2, 3, 16, 16)))
+
+
+def test_frozen_restores_mode_and_flags_even_when_the_body_raises():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 2))
+    model.train()
+    model[2].weight.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="boom"):
+        with lanlib.frozen(model):
+            assert not model.training and not model[1].training
+            assert not any(p.requires_grad for p in model.parameters())
+            raise RuntimeError("boom")
+    assert model.training and model[1].training
+    assert model[0].weight.requires_grad and not model[2].weight.requires_grad
+
+
+def test_auroc_known_values_and_ties():
+    assert auroc(torch.tensor([0.9, 0.8, 0.1, 0.3]), torch.tensor([1, 1, 0, 0])) == 1.0
+    assert auroc(torch.tensor([0.1, 0.2, 0.9, 0.8]), torch.tensor([1, 1, 0, 0])) == 0.0
+    assert auroc(torch.ones(6), torch.tensor([1, 0, 1, 0, 1, 0])) == 0.5
+    # 3 positives vs 2 negatives: pairs won 5, tied 1 of 6
+    assert auroc(torch.tensor([3.0, 2.0, 1.0, 1.0, 0.0]),
+                 torch.tensor([1, 1, 1, 0, 0])) == pytest.approx(5.5 / 6)
+    with pytest.raises(ValueError, match="both relevant and irrelevant"):
+        auroc(torch.rand(4), torch.ones(4))
+    with pytest.raises(ValueError, match="one shape"):
+        auroc(torch.rand(4), torch.ones(5))
+
+
+def test_output_agreement_counts_surviving_predictions():
+    task = lanlib.toy.known_pixels_task(200, seed=1)
+    zero, one = torch.zeros(200, 1, 12, 12), torch.ones(200, 1, 12, 12)
+    flip = noise.constant(0.0)
+    assert output_agreement(task.model, task.inputs, zero, flip) == 1.0
+    everything = output_agreement(task.model, task.inputs, one, flip)
+    assert everything < 0.8  # all inputs become one image: one class for all
+    irrelevant = (~task.truth).float().expand(200, 1, 12, 12)
+    assert output_agreement(task.model, task.inputs, irrelevant, flip) == 1.0

@@ -1,0 +1,187 @@
+"""Tests of fit_lan and fit_sample_masks on tiny models whose right answer is known."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import lanlib
+from lanlib import noise
+from lanlib.metrics import auroc
+from lanlib.nets import MLPMaskNet
+
+
+@pytest.fixture(scope="module")
+def task():
+    return lanlib.toy.known_pixels_task(256, shape=(1, 12, 12), relevant=6, seed=0)
+
+
+def _truth_auroc(masks, truth):
+    imp = lanlib.importance(masks)
+    return auroc(imp, truth.expand_as(imp))
+
+
+def test_sample_masks_single_out_the_pixels_the_classifier_reads(task):
+    masks = lanlib.fit_sample_masks(task.model, task.inputs, noise.bootstrap(task.inputs),
+                                    beta=0.1, steps=300, lr=0.1, seed=0, progress=False)
+    assert masks.shape == task.inputs.shape
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert _truth_auroc(masks, task.truth) >= 0.95
+
+
+def test_a_small_lan_singles_out_the_pixels_the_classifier_reads(task):
+    lan = MLPMaskNet((1, 12, 12), hidden=(64,))
+    history = lanlib.History()
+    lanlib.fit_lan(task.model, lan, task.inputs, noise.bootstrap(task.inputs), beta=0.1,
+                   steps=500, lr=1e-3, batch_size=64, seed=0, progress=False, history=history)
+    held_out = lanlib.toy.known_pixels_task(128, seed=0).inputs  # same classifier, fresh draws
+    with torch.no_grad():
+        masks = lan(held_out)
+    assert _truth_auroc(masks, task.truth) >= 0.95
+    assert len(history) == 500
+    assert history.objective[-1] < history.objective[0]
+
+
+def test_batched_sample_masks_equal_one_at_a_time(task):
+    x = task.inputs[:8]
+    kwargs = dict(beta=0.1, steps=60, lr=0.1, progress=False, seed=0)
+    constant = noise.constant(0.5)  # deterministic noise: the trajectories must coincide
+    batched = lanlib.fit_sample_masks(task.model, x, constant, **kwargs)
+    single = torch.cat([lanlib.fit_sample_masks(task.model, x[i:i + 1], constant, **kwargs)
+                        for i in range(len(x))])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+
+    # with random noise the draws differ, but the quality must not
+    boot = noise.bootstrap(task.inputs)
+    batched = lanlib.fit_sample_masks(task.model, x, boot, **kwargs)
+    single = torch.cat([lanlib.fit_sample_masks(task.model, x[i:i + 1], boot, **kwargs)
+                        for i in range(len(x))])
+
+    def score(masks):
+        terms = lanlib.objective(task.model, x, masks, boot, beta=0.1,
+                                 generator=torch.Generator().manual_seed(5))
+        return terms["objective"].mean().item()
+
+    assert score(batched) == pytest.approx(score(single), abs=0.02)
+
+
+def test_coarse_and_channel_shared_mask_shape():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    model(torch.rand(1, 3, 16, 16))
+    x = torch.rand(3, 3, 16, 16)
+    masks = lanlib.fit_sample_masks(model, x, noise.uniform(), beta=1.0, steps=3,
+                                    mask_shape=(1, 4, 4), progress=False, seed=0)
+    assert masks.shape == (3, 1, 4, 4)
+    with pytest.raises(ValueError, match="one entry per input dimension"):
+        lanlib.fit_sample_masks(model, x, noise.uniform(), beta=1.0, steps=1, mask_shape=(4, 4))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        lanlib.fit_sample_masks(model, x, noise.uniform(), beta=1.0, steps=1,
+                                mask_shape=(2, 4, 4))
+
+
+class _Const(nn.Module):
+    def __init__(self, shape, value=0.5):
+        super().__init__()
+        self.shape, self.value = shape, value
+        self.p = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return torch.full((len(x), *self.shape), self.value) + 0 * self.p
+
+
+def _snapshot(model):
+    return copy.deepcopy(model.state_dict())
+
+
+@pytest.mark.parametrize("variant", ["lan", "sample"])
+def test_model_unchanged_and_mode_and_flags_restored(variant):
+    model = nn.Sequential(nn.Linear(5, 8), nn.Dropout(0.2), nn.Linear(8, 3))
+    model.train()
+    model[0].bias.requires_grad_(False)
+    before = _snapshot(model)
+    x = torch.rand(32, 5)
+    if variant == "lan":
+        lanlib.fit_lan(model, MLPMaskNet((5,), hidden=(8,)), x, noise.uniform(), beta=1.0,
+                       steps=5, batch_size=8, progress=False, seed=0)
+    else:
+        lanlib.fit_sample_masks(model, x, noise.uniform(), beta=1.0, steps=5, progress=False)
+    assert model.training and model[1].training
+    assert model[0].weight.requires_grad and not model[0].bias.requires_grad
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_model_mode_restored_when_the_call_raises():
+    model = nn.Linear(4, 2).train()
+    with pytest.raises(ValueError, match=r"LAN's output must lie in \[0, 1\]"):
+        lanlib.fit_lan(model, _Const((4,), value=2.0), torch.rand(8, 4), noise.uniform(),
+                       beta=1.0, steps=2, progress=False)
+    assert model.training and model.weight.requires_grad
+
+
+def test_fit_lan_accepts_tensor_dataset_and_dataloader_and_is_seeded():
+    task = lanlib.toy.known_pixels_task(64, shape=(1, 4, 4), relevant=3, seed=2)
+    pairs = TensorDataset(task.inputs, task.labels)
+    results = []
+    for data in (task.inputs, pairs, DataLoader(pairs, batch_size=16, shuffle=False)):
+        torch.manual_seed(0)
+        lan = MLPMaskNet((1, 4, 4), hidden=(8,))
+        history = lanlib.History()
+        lanlib.fit_lan(task.model, lan, data, noise.uniform(), beta=0.1, steps=6, batch_size=16,
+                       seed=3, progress=False, history=history)
+        results.append(history.objective)
+    assert all(len(r) == 6 for r in results)
+    torch.manual_seed(0)
+    again = lanlib.History()
+    lanlib.fit_lan(task.model, MLPMaskNet((1, 4, 4), hidden=(8,)), task.inputs, noise.uniform(),
+                   beta=0.1, steps=6, batch_size=16, seed=3, progress=False, history=again)
+    assert again.objective == results[0]
+
+
+def test_fit_lan_works_on_a_dataset_smaller_than_a_batch():
+    model = nn.Linear(3, 2)
+    lan = MLPMaskNet((3,), hidden=(4,))
+    lanlib.fit_lan(model, lan, torch.rand(5, 3), noise.uniform(), beta=1.0, steps=3,
+                   batch_size=64, progress=False)
+
+
+class _ReturnsTuple(nn.Module):
+    def forward(self, x):
+        return x.sum(1), x.mean(1)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(inputs=torch.zeros(4, 3, dtype=torch.long)), TypeError, "floating point"),
+    (dict(inputs=torch.tensor([[0.0, float("nan"), 1.0]])), ValueError, "NaN"),
+    (dict(inputs=[[0.0, 1.0, 2.0]]), TypeError, "torch.Tensor"),
+    (dict(beta=0.0), ValueError, "beta must be a positive number"),
+    (dict(beta=-1.0), ValueError, "beta must be a positive number"),
+    (dict(steps=0), ValueError, "steps must be an integer >= 1"),
+    (dict(lr=0.0), ValueError, "lr must be a positive number"),
+    (dict(model=_ReturnsTuple()), TypeError, "must return a tensor"),
+    (dict(noise=lambda x, generator=None: torch.zeros(2, 5)), ValueError,
+     "noise of shape .* does not broadcast"),
+    (dict(init=1.0), ValueError, "init must lie strictly between 0 and 1"),
+])
+def test_sample_masks_bad_input_gives_a_clear_error(kwargs, error, message):
+    args = dict(model=nn.Linear(3, 2), inputs=torch.rand(4, 3), noise=noise.uniform(),
+                beta=1.0, steps=2, lr=0.1, progress=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        lanlib.fit_sample_masks(args.pop("model"), args.pop("inputs"), args.pop("noise"), **args)
+
+
+@pytest.mark.parametrize("lan, data, error, message", [
+    (_Const((2,)), torch.rand(8, 3), ValueError, "the LAN's output of shape .* does not broadcast"),
+    (_Const((3,), value=-0.1), torch.rand(8, 3), ValueError, r"must lie in \[0, 1\]"),
+    (_Const((3,)), torch.zeros(8, 3, dtype=torch.int64), TypeError, "floating point"),
+    (_Const((3,)), [1, 2, 3], TypeError, "data must be a tensor"),
+    (lambda x: x, torch.rand(8, 3), TypeError, "lan must be a torch.nn.Module"),
+    (nn.Sigmoid(), torch.rand(8, 3), ValueError, "no trainable parameters"),
+])
+def test_fit_lan_bad_input_gives_a_clear_error(lan, data, error, message):
+    with pytest.raises(error, match=message):
+        lanlib.fit_lan(nn.Linear(3, 2), lan, data, noise.uniform(), beta=1.0, steps=2,
+                       progress=False)
