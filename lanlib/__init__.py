@@ -14,12 +14,15 @@ Main entry points:
 - :func:`fit_lan`: train an amortised mask network (Eq. 3);
 - :func:`fit_sample_masks`: fit one mask per input, batched (Eq. 4);
 - :mod:`lanlib.noise`: constant, bootstrapped and uniform noise;
-- :mod:`lanlib.nets`, :mod:`lanlib.metrics`, :mod:`lanlib.data`, :mod:`lanlib.cache`.
+- :mod:`lanlib.nets` (mask networks), :mod:`lanlib.train` (classifiers),
+  :mod:`lanlib.metrics` (AUROC, agreement, deletion curves), :mod:`lanlib.data`,
+  :mod:`lanlib.cache`.
 """
 
-from . import losses, metrics, nets, noise, toy
+from . import losses, metrics, nets, noise, toy, train
 from .core import corrupt, frozen, importance, objective, upsample_mask
-from .fit import History, fit_lan, fit_sample_masks
+from .fit import fit_lan, fit_sample_masks
+from .loop import History
 
 __version__ = "0.1.0"
 
@@ -36,5 +39,6 @@ __all__ = [
     "noise",
     "objective",
     "toy",
+    "train",
     "upsample_mask",
 ]

@@ -87,15 +87,19 @@ def importance(mask: torch.Tensor) -> torch.Tensor:
     return 1 - mask
 
 
-def upsample_mask(mask: torch.Tensor, like: torch.Tensor | torch.Size) -> torch.Tensor:
+def upsample_mask(
+    mask: torch.Tensor, like: torch.Tensor | torch.Size, *, smooth: bool = True
+) -> torch.Tensor:
     """Expand a coarse or channel-shared mask ``(N, *mask_shape)`` to the shape of ``like``.
 
     Dimensions of size 1 broadcast; spatial dimensions (all after the channel
-    dimension) that differ are interpolated (linear, bilinear or trilinear).
+    dimension) that differ are interpolated: linear, bilinear or trilinear when
+    ``smooth`` (the default), else each coarse element becomes a block (nearest).
 
     Args:
         mask (Tensor (N, C', *S')): the coarse mask, same number of dimensions as ``like``.
         like (Tensor or Size (N, C, *S)): the target.
+        smooth (bool): interpolate smoothly (True) or by blocks (False).
 
     Returns:
         Tensor (N, C, *S): the mask at full resolution.
@@ -111,9 +115,11 @@ def upsample_mask(mask: torch.Tensor, like: torch.Tensor | torch.Size) -> torch.
         modes = {1: "linear", 2: "bilinear", 3: "trilinear"}
         if len(shape) - 2 not in modes:
             raise ValueError(f"cannot interpolate a mask over {len(shape) - 2} spatial dimensions")
-        mask = F.interpolate(
-            mask, size=tuple(shape[2:]), mode=modes[len(shape) - 2], align_corners=False
-        )
+        if smooth:
+            mask = F.interpolate(mask, size=tuple(shape[2:]), mode=modes[len(shape) - 2],
+                                 align_corners=False)
+        else:
+            mask = F.interpolate(mask, size=tuple(shape[2:]), mode="nearest")
     _broadcast_shape("mask", mask.shape, shape)
     return mask.expand(shape)
 

@@ -26,106 +26,16 @@ The method chapter of the book (``notebooks/01_method``) derives both loops.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import math
-from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import trange
 
-from .core import (
-    check_hyper,
-    check_inputs,
-    check_mask,
-    frozen,
-    model_output,
-    objective,
-    upsample_mask,
-)
+from .core import check_hyper, check_inputs, check_mask, model_output, objective, upsample_mask
+from .loop import History, batches, explained, generator, resolve_device
 
-__all__ = ["History", "fit_lan", "fit_sample_masks"]
-
-
-@dataclass
-class History:
-    """Batch means of the objective's terms, one entry per optimisation step.
-
-    Pass an instance as ``history=`` to :func:`fit_lan` or :func:`fit_sample_masks`;
-    it is filled when the call returns.
-    """
-
-    objective: list[float] = field(default_factory=list)
-    distortion: list[float] = field(default_factory=list)
-    mask_mean: list[float] = field(default_factory=list)
-
-    def _extend(self, records: list[dict[str, torch.Tensor]]) -> None:
-        if not records:
-            return
-        for key in ("objective", "distortion", "mask_mean"):
-            getattr(self, key).extend(torch.stack([r[key] for r in records]).tolist())
-
-    def __len__(self) -> int:
-        return len(self.objective)
-
-
-def _resolve_device(model: nn.Module, device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _explained(model: nn.Module, device: torch.device):
-    """Freeze ``model`` on ``device``; put it back where it was afterwards."""
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    home = first.device if first is not None else device
-    with frozen(model):
-        model.to(device)
-        try:
-            yield model
-        finally:
-            model.to(home)
-
-
-def _batches(data, batch_size: int, generator: torch.Generator, device: torch.device):
-    """An endless stream of input batches from a tensor, a Dataset or a DataLoader."""
-    if isinstance(data, torch.Tensor):
-        data = check_inputs(data).to(device)
-        n = len(data)
-        while True:
-            order = torch.randperm(n, generator=generator, device=generator.device).to(device)
-            for start in range(0, max(n - batch_size, 0) + 1, batch_size):
-                yield data[order[start:start + batch_size]]
-    if isinstance(data, Dataset):
-        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        data = DataLoader(data, batch_size=batch_size, shuffle=True,
-                          drop_last=len(data) >= batch_size,
-                          generator=torch.Generator().manual_seed(seed))
-    if not isinstance(data, DataLoader):
-        raise TypeError(
-            f"data must be a tensor (N, ...), a Dataset or a DataLoader, got {type(data).__name__}"
-        )
-    while True:
-        empty = True
-        for item in data:
-            empty = False
-            x = item[0] if isinstance(item, (tuple, list)) else item
-            yield check_inputs(x).to(device)
-        if empty:
-            raise ValueError("the DataLoader yielded no batches")
-
-
-def _generator(seed: int | None, device: torch.device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
+__all__ = ["fit_lan", "fit_sample_masks"]
 
 
 def fit_lan(
@@ -174,15 +84,13 @@ def fit_lan(
         raise TypeError(f"lan must be a torch.nn.Module, got {type(lan).__name__}")
     if not any(p.requires_grad for p in lan.parameters()):
         raise ValueError("the LAN has no trainable parameters; pass a module with parameters")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    device = _resolve_device(model, device)
-    generator = _generator(seed, device)
-    stream = _batches(data, batch_size, generator, device)
+    device = resolve_device(model, device)
+    gen = generator(seed, device)
+    stream = batches(data, batch_size, gen, device)
     lan.to(device).train()
     optimiser = torch.optim.Adam(lan.parameters(), lr=lr)
     records = []
-    with _explained(model, device):
+    with explained(model, device):
         for step in trange(steps, disable=not progress, desc="fit_lan"):
             x = next(stream)
             with torch.no_grad():
@@ -191,14 +99,14 @@ def fit_lan(
             if step == 0 or step == steps - 1:
                 check_mask(mask, x, source="the LAN's output")
             terms = objective(model, x, mask, noise, beta=beta, loss=loss,
-                              reference=reference, generator=generator)
+                              reference=reference, generator=gen)
             optimiser.zero_grad(set_to_none=True)
             terms["objective"].mean().backward()
             optimiser.step()
             records.append({k: v.detach().mean() for k, v in terms.items()})
     lan.eval()
     if history is not None:
-        history._extend(records)
+        history.extend(records)
     return lan
 
 
@@ -258,25 +166,25 @@ def fit_sample_masks(
             f"like {tuple(inputs.shape[1:])}"
         )
     home = inputs.device
-    device = _resolve_device(model, device)
-    generator = _generator(seed, device)
+    device = resolve_device(model, device)
+    gen = generator(seed, device)
     x = inputs.to(device)
     logits = torch.full((len(x), *shape), math.log(init / (1 - init)), device=device,
                         dtype=x.dtype, requires_grad=True)
     upsample_mask(logits.detach(), x)  # fails early and clearly on a bad mask_shape
     optimiser = torch.optim.Adam([logits], lr=lr)
     records = []
-    with _explained(model, device):
+    with explained(model, device):
         with torch.no_grad():
             reference = model_output(model, x)
         for _ in trange(steps, disable=not progress, desc="fit_sample_masks"):
             mask = upsample_mask(torch.sigmoid(logits), x)
             terms = objective(model, x, mask, noise, beta=beta, loss=loss,
-                              reference=reference, generator=generator)
+                              reference=reference, generator=gen)
             optimiser.zero_grad(set_to_none=True)
             terms["objective"].sum().backward()
             optimiser.step()
             records.append({k: v.detach().mean() for k, v in terms.items()})
     if history is not None:
-        history._extend(records)
+        history.extend(records)
     return torch.sigmoid(logits).detach().to(home)

@@ -2,6 +2,8 @@
 
 - :func:`auroc`: how well an importance map ranks the truly relevant elements first.
 - :func:`output_agreement`: the share of inputs whose predicted class survives corruption.
+- :func:`perturbation_curve`: deletion and insertion curves (faithfulness): replace the
+  most important elements first and follow the probability of the original class.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .core import corrupt, frozen, model_output
+from .core import corrupt, frozen, model_output, upsample_mask
 
-__all__ = ["auroc", "output_agreement"]
+__all__ = ["auroc", "output_agreement", "perturbation_curve"]
 
 
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -73,3 +75,75 @@ def output_agreement(
         before = model_output(model, inputs).argmax(dim=1)
         after = model_output(model, corrupt(inputs, mask, noise(inputs, generator))).argmax(dim=1)
     return float((before == after).double().mean())
+
+
+@torch.no_grad()
+def perturbation_curve(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    importance: torch.Tensor,
+    noise,
+    *,
+    mode: str = "deletion",
+    steps: int = 20,
+    target: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, torch.Tensor]:
+    """Deletion or insertion curve of an importance map, and the area under it.
+
+    Deletion replaces the most important elements of each input by noise first and
+    follows F's probability for the class it predicted on the clean input: a faithful
+    importance map makes it fall fast (small area). Insertion starts from pure noise
+    and restores the most important elements first: it should rise fast (large area).
+    Each input keeps one noise draw across the whole curve; ties in importance are
+    broken at random.
+
+    Args:
+        model (nn.Module): F, returning logits ``(N, classes)``.
+        inputs (Tensor (N, ...)): the inputs.
+        importance (Tensor (N, *S)): importance per element, ``1 - mask``; ``S`` may be
+            coarser or channel-shared (e.g. ``(N, 1, H, W)``): elements are ranked at
+            that resolution and each coarse element replaces its whole block.
+        noise (callable): ``noise(inputs, generator) -> eta``, the replacement.
+        mode (str): ``"deletion"`` (default) or ``"insertion"``.
+        steps (int): number of equal fractions between 0 and 1. Default 20.
+        target (Tensor (N,), optional): the class to follow; default F's prediction.
+        generator (torch.Generator, optional): source of the noise and the tie-breaks.
+
+    Returns:
+        dict: ``"fractions"`` ``(steps + 1,)``, ``"probs"`` ``(N, steps + 1)`` and ``"auc"``
+        ``(N,)``, the trapezoidal area under each input's curve.
+    """
+    if mode not in ("deletion", "insertion"):
+        raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if importance.shape[0] != inputs.shape[0] or importance.ndim != inputs.ndim:
+        raise ValueError(
+            f"importance {tuple(importance.shape)} needs one map per input "
+            f"{tuple(inputs.shape)}, with as many dimensions"
+        )
+    device = inputs.device
+    if generator is None:
+        generator = torch.Generator(device=device)
+        generator.seed()
+    with frozen(model):
+        if target is None:
+            target = model_output(model, inputs).argmax(dim=1)
+        eta = noise(inputs, generator=generator)
+        flat = importance.reshape(len(inputs), -1).to(device).double()
+        jitter = torch.rand(flat.shape, generator=generator, device=device, dtype=flat.dtype)
+        order = torch.argsort(flat + 1e-9 * jitter, dim=1, descending=True)
+        rank = torch.empty_like(order)
+        rank.scatter_(1, order, torch.arange(flat.shape[1], device=device).expand_as(order))
+        fractions = torch.linspace(0, 1, steps + 1, device=device)
+        probs = []
+        for fraction in fractions:
+            chosen = (rank < torch.round(fraction * flat.shape[1])).to(inputs.dtype)
+            chosen = upsample_mask(chosen.reshape(importance.shape), inputs, smooth=False)
+            mask = chosen if mode == "deletion" else 1 - chosen
+            logits = model_output(model, corrupt(inputs, mask, eta))
+            probs.append(logits.softmax(dim=1).gather(1, target.view(-1, 1)).squeeze(1))
+    probs = torch.stack(probs, dim=1)
+    auc = torch.trapezoid(probs, fractions, dim=1)
+    return {"fractions": fractions.cpu(), "probs": probs.cpu(), "auc": auc.cpu()}

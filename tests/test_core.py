@@ -166,3 +166,33 @@ def test_output_agreement_counts_surviving_predictions():
     assert everything < 0.8  # all inputs become one image: one class for all
     irrelevant = (~task.truth).float().expand(200, 1, 12, 12)
     assert output_agreement(task.model, task.inputs, irrelevant, flip) == 1.0
+
+
+def test_perturbation_curves_rank_the_truth_above_chance():
+    task = lanlib.toy.known_pixels_task(64, seed=0)
+    truth = task.truth.float().expand(64, 1, 12, 12)
+
+    def curve(importance, mode):
+        return lanlib.metrics.perturbation_curve(
+            task.model, task.inputs, importance, noise.uniform(), mode=mode, steps=10,
+            generator=torch.Generator().manual_seed(0))
+
+    deletion = curve(truth, "deletion")
+    assert deletion["probs"].shape == (64, 11) and deletion["fractions"][-1] == 1
+    # nothing deleted: the original prediction's own probability, always > 1/2 here
+    assert torch.all(deletion["probs"][:, 0] > 0.5)
+    assert deletion["auc"].mean() < curve(torch.rand(64, 1, 12, 12), "deletion")["auc"].mean()
+    assert curve(truth, "insertion")["auc"].mean() > curve(1 - truth, "insertion")["auc"].mean()
+    # a coarse map (one value per 4x4 block) is accepted and ranked by block
+    coarse = curve(torch.rand(64, 1, 3, 3), "deletion")
+    assert coarse["probs"].shape == (64, 11)
+    with pytest.raises(ValueError, match="mode must be"):
+        curve(truth, "both")
+
+
+def test_history_records_named_series():
+    history = lanlib.History()
+    history.extend([{"a": torch.tensor(1.0), "b": torch.tensor(2.0)}] * 3)
+    assert history.a == [1.0] * 3 and history["b"] == [2.0] * 3 and len(history) == 3
+    with pytest.raises(AttributeError, match="no series 'c'"):
+        _ = history.c

@@ -1,0 +1,152 @@
+"""Pieces every training loop of the library shares: batches, seeds, devices, history."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .core import check_inputs, frozen
+
+__all__ = ["History", "batches"]
+
+
+class History:
+    """Per-step records of a training loop, one list per named quantity.
+
+    Pass an instance as ``history=`` to :func:`lanlib.fit_lan`,
+    :func:`lanlib.fit_sample_masks` or :func:`lanlib.train.train_classifier`; it is
+    filled when the call returns. Read a series as an attribute or by name, e.g.
+    ``history.objective`` or ``history["loss"]``.
+
+    Example:
+        >>> h = History()
+        >>> h.extend([{"loss": torch.tensor(2.0)}, {"loss": torch.tensor(1.0)}])
+        >>> h.loss, len(h)
+        ([2.0, 1.0], 2)
+    """
+
+    def __init__(self):
+        self.series: dict[str, list[float]] = {}
+
+    def extend(self, records: list[dict[str, torch.Tensor]]) -> None:
+        """Append one record per step (a dict of scalar tensors); one device sync in all."""
+        if not records:
+            return
+        for key in records[0]:
+            values = torch.stack([r[key].detach().float() for r in records]).tolist()
+            self.series.setdefault(key, []).extend(values)
+
+    def __getitem__(self, key: str) -> list[float]:
+        return self.series[key]
+
+    def __getattr__(self, key: str) -> list[float]:
+        series = self.__dict__.get("series", {})
+        if key in series:
+            return series[key]
+        raise AttributeError(f"History has no series {key!r}; it has {sorted(series)}")
+
+    def __len__(self) -> int:
+        return max((len(v) for v in self.series.values()), default=0)
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} steps: {', '.join(sorted(self.series))})"
+
+
+def resolve_device(model: nn.Module, device) -> torch.device:
+    """``device`` if given, else the device of the model's first parameter or buffer."""
+    if device is not None:
+        return torch.device(device)
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def explained(model: nn.Module, device: torch.device):
+    """Freeze ``model`` on ``device``; put it back where it was afterwards."""
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    home = first.device if first is not None else device
+    with frozen(model):
+        model.to(device)
+        try:
+            yield model
+        finally:
+            model.to(home)
+
+
+def generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``, or from the OS when ``seed`` is None."""
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+def _split(item, labels: bool):
+    pair = isinstance(item, (tuple, list))
+    if not labels:
+        return item[0] if pair else item
+    if not pair or len(item) < 2:
+        raise ValueError("the data must yield (input, label) pairs to train a classifier")
+    return item[0], item[1]
+
+
+def batches(data, batch_size: int, gen: torch.Generator, device: torch.device, *,
+            labels: bool = False):
+    """An endless stream of shuffled batches, moved to ``device``.
+
+    Args:
+        data: a tensor ``(N, ...)`` of inputs, a pair of tensors ``(inputs, labels)``, a
+            map-style Dataset or a DataLoader (yielding inputs or ``(input, label)`` pairs).
+        batch_size (int): batch size for tensors and Datasets (a DataLoader keeps its own).
+        gen (torch.Generator): source of the shuffling.
+        device (torch.device): where the batches go.
+        labels (bool): yield ``(inputs, labels)`` instead of inputs.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(
+            isinstance(t, torch.Tensor) for t in data):
+        x, y = check_inputs(data[0]).to(device), data[1].to(device)
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} inputs but {len(y)} labels")
+        tensors = (x, y)
+    elif isinstance(data, torch.Tensor):
+        if labels:
+            raise ValueError("pass (inputs, labels) to train a classifier, got only inputs")
+        tensors = (check_inputs(data).to(device),)
+    else:
+        tensors = None
+    if tensors is not None:
+        n = len(tensors[0])
+        while True:
+            order = torch.randperm(n, generator=gen, device=gen.device).to(device)
+            for start in range(0, max(n - batch_size, 0) + 1, batch_size):
+                picked = tuple(t[order[start:start + batch_size]] for t in tensors)
+                yield picked if labels else picked[0]
+    if isinstance(data, Dataset):
+        seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
+        data = DataLoader(data, batch_size=batch_size, shuffle=True,
+                          drop_last=len(data) >= batch_size,
+                          generator=torch.Generator().manual_seed(seed))
+    if not isinstance(data, DataLoader):
+        raise TypeError(
+            "data must be a tensor (N, ...), a pair (inputs, labels), a Dataset or a "
+            f"DataLoader, got {type(data).__name__}"
+        )
+    while True:
+        empty = True
+        for item in data:
+            empty = False
+            if labels:
+                x, y = _split(item, True)
+                yield check_inputs(x).to(device), y.to(device)
+            else:
+                yield check_inputs(_split(item, False)).to(device)
+        if empty:
+            raise ValueError("the DataLoader yielded no batches")
