@@ -1,0 +1,37 @@
+"""Datasets for the book: MNIST, translated MNIST, CIFAR-10, 20 Newsgroups, ImageNet photos.
+
+Every loader returns tensors and finds its files the same way: first in the data
+root (:func:`data_root`: the ``root`` argument, ``$LANLIB_DATA_DIR``, the
+checkout's ``data/`` folder or ``~/.cache/lanlib``), then in the offline mirror
+named by ``$LANLIB_DATA_MIRROR``, and only then by downloading the original.
+Files are checked against known SHA-256 digests before they are read, archives
+are extracted safely, and every file lanlib writes is written atomically.
+``data/README.md`` in the repository lists the files each loader looks for.
+
+Example:
+    >>> from lanlib.data import load_mnist
+    >>> images, labels = load_mnist("test")
+"""
+
+from ._files import CorruptFileError, DataNotFoundError, UnsafeArchiveError, data_root
+from .cifar import CIFAR10_CLASSES, load_cifar10
+from .imagenet import imagenet_class_names, load_imagenet_samples
+from .mnist import load_mnist
+from .newsgroups import load_newsgroups
+from .translated import allowed_positions, load_translated_mnist, translate_digits
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "CorruptFileError",
+    "DataNotFoundError",
+    "UnsafeArchiveError",
+    "allowed_positions",
+    "data_root",
+    "imagenet_class_names",
+    "load_cifar10",
+    "load_imagenet_samples",
+    "load_mnist",
+    "load_newsgroups",
+    "load_translated_mnist",
+    "translate_digits",
+]

@@ -1,0 +1,116 @@
+"""A handful of ImageNet photos and the 1000 ImageNet-1k class names.
+
+The photos are ``imagenet-samples/imagenet_NN_CLASS.jpg`` (20 files, ``CLASS`` is
+the ImageNet-1k class index), looked for in the data root, then in
+``$LANLIB_DATA_MIRROR``; there is no download source. When none of them is found,
+photos that ship inside installed packages are used instead, with label -1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from ._checksums import KNOWN_SHA256
+from ._files import candidate_paths, data_root, find_file, notice_once
+
+__all__ = ["imagenet_class_names", "load_imagenet_samples"]
+
+_SAMPLES = tuple(sorted(rel for rel in KNOWN_SHA256 if rel.startswith("imagenet-samples/")))
+_SAMPLE_NAME = re.compile(r"imagenet_\d+_(\d+)")
+_SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+_SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+
+
+def imagenet_class_names() -> list[str]:
+    """Return the 1000 ImageNet-1k class names, index = class id (no download needed).
+
+    Example:
+        >>> imagenet_class_names()[243]
+        'bull mastiff'
+    """
+    from torchvision.models import GoogLeNet_Weights
+
+    return list(GoogLeNet_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize uint8 ``(3, H, W)`` to shorter side ``size``, centre-crop, scale to [0, 1]."""
+    from torchvision.transforms.v2 import functional as TF
+
+    image = TF.center_crop(TF.resize(image, [size], antialias=True), [size, size])
+    return image.float().div_(255)
+
+
+def _package_photos() -> list[tuple[str, torch.Tensor]]:
+    """Photos shipped with scikit-image (if installed) and scikit-learn, as uint8 ``(3, H, W)``."""
+    from sklearn.datasets import load_sample_image
+
+    arrays = [(Path(name).stem, load_sample_image(name)) for name in _SKLEARN_PHOTOS]
+    try:
+        from skimage import data as skimage_data
+    except ImportError:
+        pass
+    else:
+        arrays += [(name, getattr(skimage_data, name)()) for name in _SKIMAGE_PHOTOS]
+    return [(name, torch.from_numpy(array.copy()).permute(2, 0, 1)) for name, array in arrays]
+
+
+def load_imagenet_samples(
+    root: str | os.PathLike[str] | None = None,
+    size: int = 224,
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Load the ImageNet sample photos, resized and centre-cropped to a square.
+
+    Each photo is resized so that its shorter side is ``size`` (antialiased), then
+    centre-cropped to ``size x size``. If none of the 20 sample files is found in
+    the data root or the mirror, the loader falls back to photos shipped with
+    scikit-learn (``china``, ``flower``) and, if installed, scikit-image
+    (``astronaut``, ``chelsea``, ``coffee``, ``rocket``), labelled -1 (unknown
+    class); a one-line note says so.
+
+    Args:
+        root (str | PathLike | None): data root; default :func:`~lanlib.data.data_root`.
+        size (int): output side in pixels. Default 224.
+
+    Returns:
+        tuple[Tensor, Tensor, list[str]]: images, float32 ``(N, 3, size, size)`` in
+        [0, 1]; labels, int64 ``(N,)``, the ImageNet-1k class parsed from the file
+        name (see :func:`imagenet_class_names`), or -1; names, the file stems
+        (e.g. ``"imagenet_00_243"``) or photo names.
+
+    Raises:
+        ValueError: ``size`` is not a positive int.
+        DataNotFoundError: some but not all sample files are found.
+        CorruptFileError: a sample file fails its checksum.
+
+    Example:
+        >>> images, labels, names = load_imagenet_samples(size=128)
+        >>> images.shape
+        torch.Size([20, 3, 128, 128])
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    root = data_root(root)
+    if any(path.is_file() for rel in _SAMPLES for path in candidate_paths(rel, root)):
+        paths = [find_file(rel, root) for rel in _SAMPLES]
+        names = [path.stem for path in paths]
+        labels = [int(_SAMPLE_NAME.fullmatch(name).group(1)) for name in names]
+        photos = [decode_image(read_file(str(path)), mode=ImageReadMode.RGB) for path in paths]
+    else:
+        looked = ", ".join(str(path.parent) for path in candidate_paths(_SAMPLES[0], root))
+        notice_once(
+            f"ImageNet sample photos not found (looked in {looked}); using photos shipped "
+            "with scikit-learn/scikit-image instead, with label -1 (unknown class)."
+        )
+        named_photos = _package_photos()
+        names = [name for name, _ in named_photos]
+        photos = [photo for _, photo in named_photos]
+        labels = [-1] * len(names)
+    images = torch.stack([_square(photo, size) for photo in photos])
+    return images, torch.tensor(labels, dtype=torch.int64), names
