@@ -19,7 +19,7 @@ Main entry points:
   :mod:`lanlib.cache`.
 """
 
-from . import losses, metrics, nets, noise, toy, train
+from . import cache, data, losses, metrics, nets, noise, toy, train
 from .core import corrupt, frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks
 from .loop import History
@@ -28,7 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "History",
+    "cache",
     "corrupt",
+    "data",
     "fit_lan",
     "fit_sample_masks",
     "frozen",
