@@ -41,6 +41,7 @@ class _Recorder:
     def __init__(self):
         self.outputs: dict[Path, dict[int, list]] = {}
         self.failed: set[Path] = set()
+        self.written: set[str] = set()  # chapters executed and recorded in this session
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item, call):
@@ -62,6 +63,7 @@ class _Recorder:
             EXECUTED.joinpath(path.name).unlink(missing_ok=True)
             return
         _write_executed(path, self.outputs[path], _widget_state(item.parent))
+        self.written.add(path.stem)
 
 
 def _widget_state(notebook_item) -> dict | None:
@@ -106,8 +108,11 @@ def _write_executed(source: Path, outputs: dict[int, list], widgets: dict | None
         raise
 
 
+RECORDER = "lanlib-executed-notebooks"
+
+
 def pytest_configure(config):
-    config.pluginmanager.register(_Recorder(), "lanlib-executed-notebooks")
+    config.pluginmanager.register(_Recorder(), RECORDER)
 
 
 def pytest_collection_modifyitems(session, config, items):

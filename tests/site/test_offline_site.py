@@ -1,0 +1,268 @@
+"""Every page of the built book renders in a browser with no network.
+
+Each HTML page of the site (``_build/html``, or ``$LANLIB_SITE_DIR``) is opened
+in headless Chromium, served from 127.0.0.1. The test fails on:
+
+- any request to another host (it is blocked, and the hosts are listed);
+- any failed request (HTTP 4xx/5xx or a network error);
+- errors in the browser console and uncaught JavaScript exceptions;
+- images that did not load;
+- mathematics that MathJax did not typeset;
+- ipywidgets that were not rendered although the page carries their state.
+
+A full-page PNG of every page is saved in ``_build/screenshots/`` (or
+``$LANLIB_SCREENSHOT_DIR``), with ``report.json`` listing what was found on
+each page and how long it took.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.browser
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+#: Folders of the site that hold assets, not pages.
+NOT_PAGES = {"_static", "_sources", "_images", "_vendor"}
+#: Milliseconds to wait for a page, MathJax and the widgets.
+PAGE_TIMEOUT_MS = 30_000
+SETTLE_TIMEOUT_MS = 20_000
+
+# JavaScript run in the page, after it has loaded.
+JS_WAIT_IMAGES = """
+() => Promise.all(Array.from(document.images).map(img => img.complete ? null :
+    new Promise(done => {
+        img.addEventListener('load', done);
+        img.addEventListener('error', done);
+    })))
+"""
+JS_BROKEN_IMAGES = """
+() => Array.from(document.images)
+    .filter(img => !img.complete || img.naturalWidth === 0)
+    .map(img => img.currentSrc || img.src || img.outerHTML.slice(0, 120))
+"""
+JS_HAS_MATH = "() => document.querySelectorAll('.math').length"
+JS_MATHJAX_READY = (
+    "() => !!(window.MathJax && window.MathJax.startup && window.MathJax.startup.promise)"
+)
+JS_MATHJAX_DONE = "() => window.MathJax.startup.promise.then(() => true)"
+JS_UNTYPESET_MATH = """
+() => Array.from(document.querySelectorAll('.math'))
+    .filter(el => !el.querySelector('mjx-container'))
+    .map(el => el.textContent.trim().slice(0, 80))
+"""
+JS_MJX_COUNT = "() => document.querySelectorAll('mjx-container').length"
+JS_WIDGET_STATE = (
+    "() => document.querySelectorAll('script[type=\"application/vnd.jupyter.widget-state+json\"]')"
+    ".length"
+)
+# html-manager puts a div.widget-subarea before each view script and renders into it.
+WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+JS_WIDGET_VIEWS = """
+(selector) => Array.from(document.querySelectorAll(selector))
+    .map(tag => {
+        const area = tag.previousElementSibling;
+        const ok = !!(area && area.classList.contains('widget-subarea')
+                      && area.querySelector('.jupyter-widgets, .lm-Widget, .widget-inline-hbox'));
+        return {ok: ok, spec: tag.textContent.trim().slice(0, 120)};
+    })
+"""
+JS_WIDGETS_RENDERED = f"(selector) => ({JS_WIDGET_VIEWS})(selector).every(v => v.ok)"
+
+
+def screenshot_dir() -> Path:
+    return Path(os.environ.get("LANLIB_SCREENSHOT_DIR") or ROOT / "_build" / "screenshots")
+
+
+@dataclass
+class PageVisit:
+    """What one page did in the browser."""
+
+    page: str
+    seconds: float = 0.0
+    external_requests: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    broken_images: list[str] = field(default_factory=list)
+    math_problems: list[str] = field(default_factory=list)
+    widget_problems: list[str] = field(default_factory=list)
+    math_elements: int = 0
+    typeset_math: int = 0
+    widgets: int = 0
+    screenshot: str = ""
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every HTML page of the site, as paths relative to its root."""
+    pages = []
+    for path in sorted(site.rglob("*.html")):
+        rel = path.relative_to(site)
+        if rel.parts[0] not in NOT_PAGES:
+            pages.append(rel.as_posix())
+    return pages
+
+
+def is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in ("data", "blob", "about", "chrome-error", "javascript"):
+        return True
+    return parts.hostname in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS
+
+
+def visit(context, base_url: str, page_path: str, shots: Path) -> PageVisit:
+    """Open one page, wait for it to settle, check it and take a screenshot."""
+    result = PageVisit(page=page_path)
+    started = time.perf_counter()
+    page = context.new_page()
+
+    def on_route(route) -> None:
+        url = route.request.url
+        if is_local(url):
+            route.continue_()
+        else:
+            result.external_requests.append(url)
+            route.abort("blockedbyclient")
+
+    def on_response(response) -> None:
+        if response.status >= 400:
+            result.failed_requests.append(f"HTTP {response.status} {response.url}")
+
+    def on_failed(request) -> None:
+        if is_local(request.url):
+            result.failed_requests.append(f"{request.failure} {request.url}")
+
+    def on_console(message) -> None:
+        if message.type == "error" and "ERR_BLOCKED_BY_CLIENT" not in message.text:
+            result.console_errors.append(message.text)
+
+    page.route("**/*", on_route)
+    page.on("response", on_response)
+    page.on("requestfailed", on_failed)
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
+    try:
+        page.goto(base_url + page_path, wait_until="load", timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
+
+        result.math_elements = page.evaluate(JS_HAS_MATH)
+        if result.math_elements:
+            try:
+                page.wait_for_function(JS_MATHJAX_READY, timeout=SETTLE_TIMEOUT_MS)
+                page.evaluate(JS_MATHJAX_DONE)
+            except Exception:
+                result.math_problems.append(
+                    f"MathJax did not load ({result.math_elements} math elements)"
+                )
+            result.typeset_math = page.evaluate(JS_MJX_COUNT)
+            for tex in page.evaluate(JS_UNTYPESET_MATH):
+                result.math_problems.append(f"not typeset: {tex}")
+            if not result.typeset_math:
+                result.math_problems.append("no mjx-container on a page with math")
+
+        if page.evaluate(JS_WIDGET_STATE):
+            views = page.evaluate(JS_WIDGET_VIEWS, WIDGET_VIEW)
+            result.widgets = len(views)
+            with contextlib.suppress(Exception):  # reported below, view by view
+                page.wait_for_function(
+                    JS_WIDGETS_RENDERED, arg=WIDGET_VIEW, timeout=SETTLE_TIMEOUT_MS
+                )
+            for view in page.evaluate(JS_WIDGET_VIEWS, WIDGET_VIEW):
+                if not view["ok"]:
+                    result.widget_problems.append(f"not rendered: {view['spec']}")
+
+        page.evaluate(JS_WAIT_IMAGES)
+        result.broken_images = page.evaluate(JS_BROKEN_IMAGES)
+
+        shot = shots / (page_path.removesuffix(".html").replace("/", "__") + ".png")
+        page.screenshot(path=str(shot), full_page=True, animations="disabled")
+        result.screenshot = str(shot)
+    except Exception as error:
+        result.console_errors.append(f"could not check the page: {error}")
+    finally:
+        page.close()
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+@pytest.fixture(scope="module")
+def visits(browser, site_url: str, built_site: Path) -> list[PageVisit]:
+    shots = screenshot_dir()
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
+    started = time.perf_counter()
+    results = [visit(browser, site_url, p, shots) for p in site_pages(built_site)]
+    report = {
+        "site": str(built_site),
+        "seconds": round(time.perf_counter() - started, 2),
+        "pages": [asdict(r) for r in results],
+    }
+    (shots / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return results
+
+
+def problems(visits: list[PageVisit], attribute: str) -> str:
+    lines = []
+    for v in visits:
+        for item in getattr(v, attribute):
+            lines.append(f"  {v.page}: {item}")
+    return "\n".join(lines)
+
+
+def test_site_has_pages(built_site: Path) -> None:
+    pages = site_pages(built_site)
+    assert "index.html" in pages
+    assert any(p.startswith("notebooks/") for p in pages), f"no chapter among {pages}"
+
+
+def test_no_request_leaves_the_machine(visits: list[PageVisit]) -> None:
+    hosts = sorted({urlsplit(u).hostname or u for v in visits for u in v.external_requests})
+    assert not hosts, f"pages asked other hosts {hosts} (the site must work offline):\n" + problems(
+        visits, "external_requests"
+    )
+
+
+def test_no_failed_request(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "failed_requests"), "failed requests:\n" + problems(
+        visits, "failed_requests"
+    )
+
+
+def test_no_console_error(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "console_errors"), "browser console errors:\n" + problems(
+        visits, "console_errors"
+    )
+
+
+def test_images_load(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "broken_images"), "images that did not load:\n" + problems(
+        visits, "broken_images"
+    )
+
+
+def test_math_is_typeset(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "math_problems"), "math that MathJax left raw:\n" + problems(
+        visits, "math_problems"
+    )
+    assert any(v.typeset_math for v in visits), "no page of the book has typeset math"
+
+
+def test_widgets_render(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "widget_problems"), "widgets not rendered:\n" + problems(
+        visits, "widget_problems"
+    )
+
+
+def test_every_page_has_a_screenshot(visits: list[PageVisit]) -> None:
+    missing = [v.page for v in visits if not v.screenshot or not Path(v.screenshot).exists()]
+    assert not missing, f"no screenshot of {missing}"
