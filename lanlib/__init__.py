@@ -19,7 +19,7 @@ Main entry points:
   :mod:`lanlib.cache`.
 """
 
-from . import cache, data, losses, metrics, nets, noise, toy, train
+from . import book, cache, data, losses, metrics, nets, noise, plot, toy, train
 from .core import corrupt, frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks
 from .loop import History
@@ -28,6 +28,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "History",
+    "book",
     "cache",
     "corrupt",
     "data",
@@ -40,6 +41,7 @@ __all__ = [
     "nets",
     "noise",
     "objective",
+    "plot",
     "toy",
     "train",
     "upsample_mask",
