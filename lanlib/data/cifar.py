@@ -135,10 +135,10 @@ def load_cifar10(
         DataNotFoundError: no source available (the message names the paths).
         CorruptFileError: the archive, the decoded cache or torchvision's folder is damaged.
 
-    Example:
-        >>> images, labels = load_cifar10("test")
-        >>> images.shape, labels.bincount().tolist() == [1000] * len(CIFAR10_CLASSES)
-        (torch.Size([10000, 3, 32, 32]), True)
+    Example (not run by the doctests: the first call decodes or downloads, and says so):
+        >>> images, labels = load_cifar10("test")  # doctest: +SKIP
+        >>> images.shape, labels.bincount().unique().tolist()  # doctest: +SKIP
+        (torch.Size([10000, 3, 32, 32]), [1000])
     """
     check_split(split)
     root = data_root(root)
