@@ -8,7 +8,15 @@ in headless Chromium, served from 127.0.0.1. The test fails on:
 - errors in the browser console and uncaught JavaScript exceptions;
 - images that did not load;
 - mathematics that MathJax did not typeset;
-- ipywidgets that were not rendered although the page carries their state.
+- ipywidgets that were not rendered although the page carries their state, and
+  chapters whose notebook saved widget state but whose page shows no widget;
+- images from the book's markdown without alt text.
+
+It also checks what readers use around the pages: the search page finds words
+(offline, from the site's own index), every chapter's download button serves
+its executed notebook, its launch button and Colab badge open the notebook of
+the repository named in ``_config.yml``, and the parts of the table of contents
+are numbered as ``_toc.yml`` says.
 
 A full-page PNG of every page is saved in ``_build/screenshots/`` (or
 ``$LANLIB_SCREENSHOT_DIR``), with ``report.json`` listing what was found on
@@ -20,12 +28,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+import nbformat
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,6 +90,20 @@ JS_WIDGET_VIEWS = """
     })
 """
 JS_WIDGETS_RENDERED = f"(selector) => ({JS_WIDGET_VIEWS})(selector).every(v => v.ok)"
+# Elements the widget manager drew (ipywidgets 8 classes), inside the widget areas.
+JS_WIDGET_ELEMENTS = (
+    "() => document.querySelectorAll('.widget-subarea .jupyter-widgets, "
+    ".widget-subarea [class*=\"widget-\"]').length"
+)
+# Images from the book's markdown (not notebook outputs) need alt text, and a file
+# name is not one.
+JS_IMAGES_WITHOUT_ALT = """
+() => Array.from(document.images)
+    .filter(img => !img.closest('.cell_output, .output'))
+    .filter(img => !(img.getAttribute('alt') || '').trim()
+                   || /\\.(png|jpe?g|gif|svg|webp)$/i.test(img.getAttribute('alt').trim()))
+    .map(img => img.getAttribute('src'))
+"""
 
 
 def screenshot_dir() -> Path:
@@ -96,9 +122,11 @@ class PageVisit:
     broken_images: list[str] = field(default_factory=list)
     math_problems: list[str] = field(default_factory=list)
     widget_problems: list[str] = field(default_factory=list)
+    images_without_alt: list[str] = field(default_factory=list)
     math_elements: int = 0
     typeset_math: int = 0
     widgets: int = 0
+    widget_elements: int = 0
     screenshot: str = ""
 
 
@@ -119,11 +147,8 @@ def is_local(url: str) -> bool:
     return parts.hostname in LOCAL_HOSTS or f"[{parts.hostname}]" in LOCAL_HOSTS
 
 
-def visit(context, base_url: str, page_path: str, shots: Path) -> PageVisit:
-    """Open one page, wait for it to settle, check it and take a screenshot."""
-    result = PageVisit(page=page_path)
-    started = time.perf_counter()
-    page = context.new_page()
+def watch(page, result: PageVisit) -> None:
+    """Block requests to other hosts and record them, failed requests and console errors."""
 
     def on_route(route) -> None:
         url = route.request.url
@@ -150,6 +175,14 @@ def visit(context, base_url: str, page_path: str, shots: Path) -> PageVisit:
     page.on("requestfailed", on_failed)
     page.on("console", on_console)
     page.on("pageerror", lambda error: result.console_errors.append(f"uncaught: {error}"))
+
+
+def visit(context, base_url: str, page_path: str, shots: Path) -> PageVisit:
+    """Open one page, wait for it to settle, check it and take a screenshot."""
+    result = PageVisit(page=page_path)
+    started = time.perf_counter()
+    page = context.new_page()
+    watch(page, result)
     try:
         page.goto(base_url + page_path, wait_until="load", timeout=PAGE_TIMEOUT_MS)
         page.wait_for_load_state("networkidle", timeout=PAGE_TIMEOUT_MS)
@@ -179,6 +212,8 @@ def visit(context, base_url: str, page_path: str, shots: Path) -> PageVisit:
             for view in page.evaluate(JS_WIDGET_VIEWS, WIDGET_VIEW):
                 if not view["ok"]:
                     result.widget_problems.append(f"not rendered: {view['spec']}")
+            result.widget_elements = page.evaluate(JS_WIDGET_ELEMENTS)
+        result.images_without_alt = page.evaluate(JS_IMAGES_WITHOUT_ALT)
 
         page.evaluate(JS_WAIT_IMAGES)
         result.broken_images = page.evaluate(JS_BROKEN_IMAGES)
@@ -266,3 +301,165 @@ def test_widgets_render(visits: list[PageVisit]) -> None:
 def test_every_page_has_a_screenshot(visits: list[PageVisit]) -> None:
     missing = [v.page for v in visits if not v.screenshot or not Path(v.screenshot).exists()]
     assert not missing, f"no screenshot of {missing}"
+
+
+def test_markdown_images_have_alt_text(visits: list[PageVisit]) -> None:
+    assert not problems(visits, "images_without_alt"), (
+        "images without alt text (write ![what it shows](file) in the markdown):\n"
+        + problems(visits, "images_without_alt")
+    )
+
+
+# ---------------------------------------------------------------- widgets per chapter
+
+
+def chapter_notebooks(site: Path) -> dict[str, nbformat.NotebookNode]:
+    """The executed notebook behind each chapter page: ``notebooks/<name>.html`` -> notebook."""
+    found = {}
+    for path in sorted((site / "_sources" / "notebooks").glob("*.ipynb")):
+        found[f"notebooks/{path.stem}.html"] = nbformat.read(path, as_version=4)
+    return found
+
+
+def has_widget_views(nb: nbformat.NotebookNode) -> bool:
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json")
+    views = [
+        out for cell in nb.cells for out in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in out.get("data", {})
+    ]
+    return bool(state and state.get("state") and views)
+
+
+def test_chapters_with_widget_state_show_widgets(
+    visits: list[PageVisit], built_site: Path
+) -> None:
+    """A chapter whose notebook saved widget state shows those widgets, drawn, on its page."""
+    by_page = {v.page: v for v in visits}
+    missing = []
+    for page, nb in chapter_notebooks(built_site).items():
+        if not has_widget_views(nb):
+            continue
+        found = by_page[page]
+        if not found.widgets or not found.widget_elements or found.widget_problems:
+            missing.append(
+                f"  {page}: {found.widgets} widget view(s), {found.widget_elements} drawn "
+                f"widget element(s), problems: {found.widget_problems}"
+            )
+    assert not missing, "chapters whose saved widgets do not show:\n" + "\n".join(missing)
+
+
+# ------------------------------------------------------------------------ search
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"), [("mask", "notebooks/"), ("rubric", "book/course.html")]
+)
+def test_search_finds_pages(browser, site_url: str, word: str, expected: str) -> None:
+    """The search page works offline: it loads the site's index and lists matching pages."""
+    result = PageVisit(page=f"search.html?q={word}")
+    page = browser.new_page()
+    watch(page, result)
+    try:
+        page.goto(f"{site_url}search.html?q={word}", wait_until="load", timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_selector("#search-results ul.search li", timeout=SETTLE_TIMEOUT_MS)
+        links = page.eval_on_selector_all(
+            "#search-results ul.search li a", "links => links.map(a => a.href)"
+        )
+        status = page.inner_text("#search-results")
+    finally:
+        page.close()
+    assert not result.external_requests and not result.failed_requests, asdict(result)
+    assert not result.console_errors, result.console_errors
+    pages = [urlsplit(link).path.lstrip("/") for link in links]
+    assert any(p.startswith(expected) for p in pages), (
+        f"searching {word!r} found {pages}, none under {expected}:\n{status[:300]}"
+    )
+
+
+# ------------------------------------------------------- buttons of a chapter page
+
+
+def book_config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def expected_colab_url(name: str) -> str:
+    """Where the launch button should open ``notebooks/<name>.ipynb`` (from _config.yml)."""
+    config = book_config()
+    repo = config["repository"]
+    owner_repo = urlsplit(repo["url"]).path.strip("/")
+    folder = "/".join(p for p in ((repo.get("path_to_book") or "").strip("/"), "notebooks") if p)
+    colab = config["launch_buttons"]["colab_url"].rstrip("/")
+    return f"{colab}/github/{owner_repo}/blob/{repo.get('branch') or 'main'}/{folder}/{name}.ipynb"
+
+
+def chapter_pages(site: Path) -> list[str]:
+    pages = [p for p in site_pages(site) if p.startswith("notebooks/")]
+    assert pages, "no chapter page in the site"
+    return pages
+
+
+def links(html: str, css_class: str) -> list[str]:
+    """The href of every <a> whose class list holds ``css_class``."""
+    found = []
+    for tag in re.findall(r"<a\b[^>]*>", html):
+        classes = re.search(r'class="([^"]*)"', tag)
+        href = re.search(r'href="([^"]*)"', tag)
+        if classes and href and css_class in classes.group(1).split():
+            found.append(href.group(1))
+    return found
+
+
+def test_download_button_serves_the_executed_notebook(built_site: Path, site_url: str) -> None:
+    for page in chapter_pages(built_site):
+        html = (built_site / page).read_text()
+        hrefs = [h for h in links(html, "btn-download-source-button") if h.endswith(".ipynb")]
+        assert hrefs, f"{page}: no .ipynb download button (html_theme_options.use_download_button)"
+        url = urljoin(site_url + page, hrefs[0])
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200, f"{page}: {url} answered {response.status}"
+            nb = nbformat.reads(response.read().decode("utf-8"), as_version=4)
+        nbformat.validate(nb)
+        name = Path(page).stem
+        assert urlsplit(url).path.endswith(f"/{name}.ipynb"), f"{page} downloads {url}"
+        executed = [c for c in nb.cells if c.cell_type == "code" and c.get("outputs")]
+        assert executed, f"{page}: the downloaded {name}.ipynb has no outputs (not executed)"
+
+
+def test_launch_button_and_badge_open_the_repository_notebook(built_site: Path) -> None:
+    for page in chapter_pages(built_site):
+        html = (built_site / page).read_text()
+        expected = expected_colab_url(Path(page).stem)
+        launch = [h for h in links(html, "dropdown-item") if "colab" in h]
+        assert launch == [expected], f"{page}: Colab launch button {launch}, expected {expected}"
+        assert f'href="{expected}"' in html.split('id="main-content"')[1], (
+            f"{page}: no Colab badge linking to {expected} in the page"
+        )
+
+
+def test_parts_are_numbered_as_the_toc_says(built_site: Path) -> None:
+    """Chapters of numbered parts are numbered 1, 2, 3... across parts; other parts are not."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    numbered = {part["caption"]: bool(part.get("numbered")) for part in toc.get("parts", [])}
+    html = (built_site / "book" / "intro.html").read_text()
+    nav = html.split('class="bd-links bd-docs-nav"')[1].split("</nav>")[0]
+    sections = re.split(r'<p aria-level="2" class="caption"[^>]*>', nav)[1:]
+    assert sections, "no part captions in the sidebar"
+    count = 0
+    for section in sections:
+        caption = re.search(r'<span class="caption-text">(.*?)</span>', section).group(1)
+        assert caption in numbered, f"sidebar part {caption!r} is not in _toc.yml"
+        titles = [
+            re.sub(r"<[^>]+>", "", t).strip()
+            for t in re.findall(r'<li class="toctree-l1[^"]*">(.*?)</li>', section, re.S)
+        ]
+        for title in titles:
+            number = re.match(r"(\d+)\. ", title)
+            if numbered[caption]:
+                count += 1
+                assert number and int(number.group(1)) == count, (
+                    f"part {caption!r}: {title!r} should be numbered {count}"
+                )
+            else:
+                assert not number, f"part {caption!r} is not numbered, but shows {title!r}"
+    assert count, "no numbered chapter in the sidebar"
