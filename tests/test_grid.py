@@ -1,0 +1,152 @@
+"""Tests of the grid analysis (lanlib.grid) on maps and models with known answers."""
+
+import itertools
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lanlib import grid
+from lanlib.models.mnist import TranslatedMNISTNet
+
+
+def test_stream_is_seeded_fresh_and_respects_the_excluded_region():
+    images = torch.rand(20, 1, 28, 28)
+    labels = torch.arange(20)
+    kwargs = dict(batch_size=8, exclude=(16, 16, 12, 12), seed=5)
+    first, again = (list(itertools.islice(grid.TranslatedStream(images, labels, **kwargs), 3))
+                    for _ in range(2))
+    for (x, y), (x2, y2) in zip(first, again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+        assert x.shape == (8, 1, 28, 28)
+        assert x[:, :, 16:, 16:].abs().sum() == 0  # never any ink in the bottom-right corner
+    assert not torch.equal(first[0][0], first[1][0])  # fresh placements every batch
+
+
+def test_place_everywhere_puts_each_digit_at_each_corner():
+    digits = torch.ones(3, 1, 7, 7) * torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)
+    corners = torch.tensor([[0, 0], [21, 21], [5, 9]])
+    canvases = grid.place_everywhere(digits, corners)
+    assert canvases.shape == (3, 3, 1, 28, 28)
+    assert canvases[2, 1, 0, 5:12, 9:16].eq(2.0).all()
+    assert canvases[2, 1].sum() == 2.0 * 49
+
+
+def test_stationary_mask_ignores_the_pixels_near_the_digit():
+    # masks are 0 on the digit box (+1 pixel) and 0.25 + 0.5 * (row is even) elsewhere
+    n, size = 200, 12
+    positions = torch.randint(0, 17, (n, 2), generator=torch.Generator().manual_seed(0))
+    background = 0.25 + 0.5 * (torch.arange(28) % 2 == 0).float()[:, None].expand(28, 28)
+    masks = background.expand(n, 1, 28, 28).clone()
+    for k, (r, c) in enumerate(positions.tolist()):
+        masks[k, 0, max(r - 1, 0):r + size + 1, max(c - 1, 0):c + size + 1] = 0.0
+    stationary = grid.stationary_mask(masks, positions, digit_size=size, margin=2)
+    assert torch.allclose(stationary, background, atol=1e-6)
+    # with no margin the blob leaks in and lowers the mean
+    assert grid.stationary_mask(masks, positions, digit_size=size, margin=0).mean() < \
+        background.mean()
+
+
+def test_periodicity_finds_the_period_and_chance_is_about_one():
+    lattice = torch.zeros(24, 24)
+    lattice[1::4, 2::4] = 1.0
+    scores = grid.periodicity(lattice, periods=(2, 3, 4, 8))
+    assert scores[4]["explained"] == pytest.approx(1.0)
+    assert scores[8]["explained"] == pytest.approx(1.0)
+    assert scores[3]["ratio"] < 2 < scores[4]["ratio"]
+    noise = torch.rand(24, 24, generator=torch.Generator().manual_seed(1))
+    ratios = [v["ratio"] for v in grid.periodicity(noise).values()]
+    assert all(0.3 < r < 2.5 for r in ratios)
+    table = grid.phase_table(lattice, 4)
+    assert table[1, 2] == 1.0 and table.sum() == 1.0
+
+
+def test_window_mean_and_distance_to_border():
+    values = torch.arange(28.0)[None].expand(28, 28)
+    means = grid.window_mean(values, 7)
+    assert math.isnan(means[2, 10]) and math.isnan(means[10, 25])
+    assert means[10, 10] == pytest.approx(10.0)
+    distance = grid.distance_to_border(28, 7)
+    assert distance[3, 3] == 0 and distance[24, 10] == 0 and distance[13, 14] == 10
+    assert math.isnan(distance[2, 10])
+    with pytest.raises(ValueError, match="odd"):
+        grid.window_mean(values, 4)
+
+
+class _ReadsTopLeft(nn.Module):
+    """Predicts class 1 when there is ink in the top-left quadrant, else class 0."""
+
+    def forward(self, x):
+        ink = x[:, 0, :14, :14].sum((1, 2))
+        return torch.stack([-ink, ink], 1)
+
+
+def test_accuracy_map_is_right_where_the_model_can_see():
+    images = torch.zeros(4, 1, 28, 28)
+    images[:, :, 10:18, 10:18] = 1.0
+    labels = torch.ones(4, dtype=torch.long)
+    acc = grid.accuracy_map(_ReadsTopLeft(), images, labels, digit_size=7, batch_size=50)
+    assert acc.shape == (28, 28)
+    assert math.isnan(acc[0, 0]) and math.isnan(acc[27, 27])
+    assert acc[5, 5] == 1.0 and acc[20, 20] == 0.0
+    centres = acc[3:25, 3:25]
+    assert torch.isfinite(centres).all()
+    # the result does not depend on how the positions are batched
+    assert torch.equal(acc.nan_to_num(-1), grid.accuracy_map(
+        _ReadsTopLeft(), images, labels, batch_size=10 ** 6).nan_to_num(-1))
+
+
+def test_receptive_field_count_shows_the_stride_four_lattice():
+    net = TranslatedMNISTNet()
+    count = grid.receptive_field_count(net.features, (1, 28, 28))
+    per_axis = count[12, :].tolist()
+    assert per_axis[26:] == [0.0, 0.0]  # valid padding: never seen
+    row = count.diagonal()
+    # interior pixels: 3 fields per axis when col % 4 in {0, 1}, 2 otherwise
+    assert row[8] == 9 and row[9] == 9 and row[10] == 4 and row[11] == 4
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_region_inside_outside_and_correlation():
+    region = grid.region_mask(28, (16, 16, 12, 12))
+    assert region.sum() == 144 and region[27, 27] and not region[15, 27]
+    values = region.float() * 2.0
+    assert grid.inside_outside(values, region) == (2.0, 0.0)
+    a = torch.rand(28, 28, generator=torch.Generator().manual_seed(0))
+    a[0, 0] = torch.nan
+    assert grid.correlation(a, 3 * a + 1) == pytest.approx(1.0)
+    assert grid.correlation(a, -(a ** 3), rank=True) == pytest.approx(-1.0)
+
+
+def test_load_or_train_caches_f_and_the_lan(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path))
+    images, labels = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    kwargs = dict(steps=3, batch_size=4, exclude=(16, 16, 12, 12), seed=1, verbose=False)
+    f, config, loaded = grid.load_or_train_classifier(images, labels, **kwargs)
+    f2, config2, loaded2 = grid.load_or_train_classifier(images, labels, **kwargs)
+    assert (loaded, loaded2) == (False, True) and config == config2
+    assert all(torch.equal(p, q) for p, q in zip(f.parameters(), f2.parameters(), strict=True))
+    pool = {"canvases": torch.rand(8, 1, 28, 28), "spec": {"test": True}}
+    lan_kwargs = dict(beta=5.0, steps=2, batch_size=4, seed=1, verbose=False)
+    lan, loaded = grid.load_or_train_lan(f, config, images, labels, pool, **lan_kwargs)
+    lan2, loaded2 = grid.load_or_train_lan(f2, config2, images, labels, pool, **lan_kwargs)
+    assert (loaded, loaded2) == (False, True)
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(lan(x), lan2(x)) and lan(x).shape == (2, 1, 28, 28)
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+
+
+def test_figures_draw_and_label_their_colour_bars():
+    masks = torch.rand(5, 1, 28, 28)
+    fig = grid.plot_digits_and_masks(torch.rand(5, 1, 28, 28), masks, cols=3)
+    assert any("importance" in a.get_ylabel() for a in fig.axes)
+    values = torch.rand(28, 28)
+    values[0] = torch.nan
+    fig = grid.plot_map(values, label="accuracy", region=grid.region_mask(28, (16, 16, 12, 12)))
+    assert fig.axes[-1].get_ylabel() == "accuracy"
+    scores = grid.periodicity(values)
+    fig = grid.plot_periodicity(scores, grid.phase_table(values), torch.ones(28, 28))
+    assert len(fig.axes) == 5  # three panels and two colour bars
+    fig = grid.plot_explorer_state(masks[0], masks[1], torch.full((10,), 0.1), label=3)
+    assert len(fig.axes) == 4
