@@ -43,6 +43,7 @@ import torch
 
 __all__ = [
     "OBJECTS",
+    "OBJECT_COLOURS",
     "SceneParams",
     "TankScenes",
     "biased_scenes",
@@ -50,6 +51,7 @@ __all__ = [
     "correlated_scenes",
     "counterfactual_scenes",
     "make_scenes",
+    "plot_scenes",
     "render",
     "sample_params",
 ]
@@ -109,6 +111,17 @@ class TankScenes:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def background(self) -> dict[str, torch.Tensor]:
+        """The pixels of no object, split at the horizon: ``{"sky": ..., "ground": ...}``.
+
+        Both are BoolTensors ``(N, 1, H, W)``; with :attr:`masks` they partition each image.
+        """
+        size = self.images.shape[-1]
+        rows = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+        above = rows.view(1, 1, size, 1) < self.params.horizon.view(-1, 1, 1, 1)
+        free = ~torch.stack(list(self.masks.values())).any(dim=0)
+        return {"sky": free & above, "ground": free & ~above}
 
     def __getitem__(self, index) -> TankScenes:
         """A sub-batch: ``scenes[mask]``, ``scenes[:16]`` or ``scenes[indices]``."""
@@ -478,3 +491,57 @@ def correlated_scenes(
     return make_scenes(
         n, size=size, cloud_given_tank=if_tank, cloud_given_no_tank=if_not, seed=seed, **kwargs
     )
+
+
+# ----------------------------------------------------------------------------- figure
+
+#: Outline colours of the objects (Okabe-Ito: no red-green pair).
+OBJECT_COLOURS = {"cloud": "#0072B2", "tree": "#E69F00", "tank": "#CC79A7"}
+
+
+def plot_scenes(scenes: TankScenes, *, columns: int = 8, outlines: bool = True,
+                legend: bool = True, ax=None):
+    """A grid of scenes, each titled with what it holds, objects outlined.
+
+    Args:
+        scenes (TankScenes): the scenes to show (all of them: slice first).
+        columns (int): panels per row. Default 8.
+        outlines (bool): outline each object's pixels in :data:`OBJECT_COLOURS`. Default True.
+        legend (bool): add a legend of the outline colours below the panels. Default True.
+        ax (array of Axes, optional): ``rows x columns`` axes. Default: a new figure.
+
+    Returns:
+        matplotlib.figure.Figure
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from lanlib.plot import outline
+
+    n = len(scenes)
+    rows = -(-n // columns)
+    if ax is None:
+        fig = Figure(figsize=(1.45 * columns, 1.55 * rows + 0.4), layout="constrained")
+        grid = fig.subplots(rows, columns, squeeze=False)
+    else:
+        grid = np.asarray(ax, dtype=object).reshape(rows, columns)
+        fig = grid[0, 0].figure
+    for k, a in enumerate(grid.flat):
+        a.set_xticks([])
+        a.set_yticks([])
+        if k >= n:
+            a.set_axis_off()
+            continue
+        a.imshow(scenes.images[k].permute(1, 2, 0).clamp(0, 1).numpy())
+        if outlines:
+            for name, colour in OBJECT_COLOURS.items():
+                outline(a, scenes.masks[name][k, 0], color=colour, linewidth=0.8)
+        what = ("tank" if scenes.labels[k] else "no tank") + (
+            ", clouds" if scenes.has_cloud[k] else "")
+        a.set_title(what, fontsize="x-small")
+    if outlines and legend:
+        handles = [Line2D([], [], color=c, label=f"{k} outline") for k, c in OBJECT_COLOURS.items()]
+        fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small",
+                   frameon=False)
+    return fig
