@@ -1,0 +1,149 @@
+"""The benchmark runs end to end in its smoke setting and reports every row; fit's speed options.
+
+Only that the rows exist is checked, never their speed: timings depend on the machine.
+"""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import lanlib
+from lanlib import bench, noise
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    results = bench.main(["--setting", "smoke", "--out", str(out), "--quiet"])
+    return results, out
+
+
+def test_smoke_writes_the_json_and_the_chart(smoke):
+    results, out = smoke
+    stored = json.loads(out.read_text())
+    assert stored["meta"]["setting"] == "smoke"
+    assert set(stored) >= {"meta", "subjects", "throughput", "accelerations", "convergence",
+                           "amortised", "methods", "matched_time", "flops", "goals"}
+    assert out.with_suffix(".png").is_file()
+    assert not list(out.parent.glob(".*.tmp"))  # the atomic write left nothing behind
+
+
+def test_smoke_has_every_row(smoke):
+    results, _ = smoke
+    assert set(results["subjects"]) == {"mnist", "cifar", "imagenet"}
+    for name in ("mnist", "cifar"):
+        batches = results["throughput"][name]["batches"]
+        assert list(batches) == ["1", "16", "64", "256"]
+        assert results["throughput"][name]["amp_largest_batch"]["masks_per_second"] > 0
+        assert results["throughput"][name]["loop_of_16"]["masks_per_second"] > 0
+        assert batches["1"]["ratio_to_batch_1"] == 1
+        assert all(row["masks_per_second"] > 0 for row in batches.values())
+        variants = results["accelerations"][name]["variants"]
+        assert {"plain", "channels_last", "amp_bf16"} <= set(variants)
+        conv = results["convergence"][name]
+        assert conv["paper_curve"] and conv["library_curve"] and conv["candidates"]
+        assert "not the paper's 10000" in conv["reference_note"]
+    amortised = results["amortised"]["mnist"]
+    for key in ("lan_seconds_per_mask", "sample_seconds_per_mask",
+                "paper_protocol_seconds_per_mask", "deletion_auc_gap_relative"):
+        assert amortised[key] is not None
+    for name in ("mnist", "cifar", "imagenet"):
+        found = {p["method"] for p in results["methods"][name]["points"]}
+        assert {"lanlib sample masks", "Captum Saliency", "Captum Integrated Gradients",
+                "Captum Occlusion", "Captum Feature Ablation", "random map"} <= found
+    assert "lanlib amortised LAN" in {p["method"] for p in results["methods"]["mnist"]["points"]}
+    imagenet = results["methods"]["imagenet"]
+    assert ("TorchRay extremal perturbation" in {p["method"] for p in imagenet["points"]}
+            or imagenet["extremal_perturbation_note"])
+    flops = results["flops"]["cifar"]
+    assert flops["flops_per_step"] > 0 and flops["fraction_of_matmul_rate"] > 0
+    assert any("50x" in g for g in results["goals"])
+
+
+def test_table_names_every_section(smoke):
+    text = bench.table(smoke[0])
+    for title in ("throughput", "optional arguments", "convergence", "amortised", "methods",
+                  "FLOP rate", "goals"):
+        assert title in text
+
+
+def test_unknown_setting_is_rejected():
+    with pytest.raises(ValueError, match="unknown setting"):
+        bench.run("huge")
+    with pytest.raises(SystemExit):
+        bench.main(["--out", "x.txt"])
+
+
+def test_matched_time_interpolates_in_log_time():
+    points = [
+        {"method": "lanlib sample masks", "seconds_per_image": 1.0, "deletion_auc": 0.4},
+        {"method": "lanlib sample masks", "seconds_per_image": 100.0, "deletion_auc": 0.2},
+        {"method": "Captum Occlusion", "label": "a", "seconds_per_image": 10.0,
+         "deletion_auc": 0.25},
+        {"method": "Captum Occlusion", "label": "b", "seconds_per_image": 0.1,
+         "deletion_auc": 0.5},
+        {"method": "Captum Occlusion", "label": "c", "seconds_per_image": 1000.0,
+         "deletion_auc": 0.1},
+    ]
+    rows = bench.matched_time(points, ["Captum Occlusion"])
+    assert rows[0]["sample_masks_auc_at_same_time"] == pytest.approx(0.3)
+    assert rows[0]["sample_masks_lower"] is False
+    assert rows[1]["sample_masks_auc_at_same_time"] is None  # faster than any snapshot
+    assert rows[2]["sample_masks_auc_at_same_time"] == pytest.approx(0.2)
+
+
+def test_checkpoints_and_steps_to_threshold():
+    assert bench._checkpoints(300) == [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300]
+    assert bench._steps_to([(1, 3.0), (10, 1.0), (100, 0.5)], 1.0) == 10
+    assert bench._steps_to([(1, 3.0)], 1.0) is None
+
+
+# ------------------------------------------------------------ fit_sample_masks speed options
+
+
+@pytest.fixture(scope="module")
+def conv_task():
+    gen = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 8 * 8, 3))
+    x = torch.rand(6, 3, 8, 8, generator=gen)
+    return model, x
+
+
+def test_callback_sees_every_step_and_the_final_masks(conv_task):
+    model, x = conv_task
+    seen = []
+    masks = lanlib.fit_sample_masks(model, x, noise.uniform(), beta=0.5, steps=7, seed=0,
+                                    progress=False, callback=lambda s, m: seen.append((s, m)))
+    assert [s for s, _ in seen] == list(range(1, 8))
+    torch.testing.assert_close(seen[-1][1], masks)
+
+
+def test_decaying_schedules_end_with_a_tiny_step(conv_task):
+    model, x = conv_task
+    for schedule in ("cosine", "linear"):
+        seen = []
+        lanlib.fit_sample_masks(model, x, noise.uniform(), beta=0.5, steps=50, lr=0.1, seed=0,
+                                progress=False, schedule=schedule,
+                                callback=lambda s, m, seen=seen: seen.append(m))
+        assert (seen[-1] - seen[-2]).abs().max() < 1e-3 < (seen[1] - seen[0]).abs().max()
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lanlib.fit_sample_masks(model, x, noise.uniform(), beta=0.5, steps=2, progress=False,
+                                schedule="step")
+
+
+def test_channels_last_and_amp_give_nearly_the_same_masks(conv_task):
+    model, x = conv_task
+    kwargs = dict(beta=0.5, steps=20, seed=0, progress=False, mask_shape=(1, 8, 8))
+    plain = lanlib.fit_sample_masks(model, x, noise.uniform(), **kwargs)
+    last = lanlib.fit_sample_masks(model, x, noise.uniform(), channels_last=True, **kwargs)
+    torch.testing.assert_close(last, plain, atol=1e-4, rtol=0)
+    amp = lanlib.fit_sample_masks(model, x, noise.uniform(), amp=True, **kwargs)
+    assert amp.dtype == torch.float32
+    assert (amp - plain).abs().mean() < 0.05
+    with pytest.raises(ValueError, match="amp must be"):
+        lanlib.fit_sample_masks(model, x, noise.uniform(), amp="yes", **kwargs)
+    with pytest.raises(TypeError, match="compile must be"):
+        lanlib.fit_sample_masks(model, x, noise.uniform(), compile="fast", **kwargs)
