@@ -141,6 +141,7 @@ def test_every_exercise_has_a_labelled_solution(notebook):
         found = re.search(r"^:label:\s*(\S+)", body, re.MULTILINE)
         assert found, f"{path.name}: an exercise has no :label:"
         labels.append(found.group(1))
+    assert labels, f"{path.name}: every chapter ends with exercises, this one has none"
     assert len(labels) == len(set(labels)), f"{path.name}: exercise labels repeat: {labels}"
     solved = _SOLUTION.findall(text)
     assert sorted(solved) == sorted(labels), (
