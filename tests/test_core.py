@@ -135,11 +135,10 @@ def test_frozen_restores_mode_and_flags_even_when_the_body_raises():
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 2))
     model.train()
     model[2].weight.requires_grad_(False)
-    with pytest.raises(RuntimeError, match="boom"):
-        with lanlib.frozen(model):
-            assert not model.training and not model[1].training
-            assert not any(p.requires_grad for p in model.parameters())
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), lanlib.frozen(model):
+        assert not model.training and not model[1].training
+        assert not any(p.requires_grad for p in model.parameters())
+        raise RuntimeError("boom")
     assert model.training and model[1].training
     assert model[0].weight.requires_grad and not model[2].weight.requires_grad
 
