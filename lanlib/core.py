@@ -208,11 +208,20 @@ def objective(
     }
 
 
-def check_hyper(beta: float, steps: int, lr: float) -> None:
-    """Raise a clear error for a non-positive beta, fewer than one step or a bad rate."""
-    if not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
-        raise ValueError(f"beta must be a positive number, got {beta!r}")
+def check_positive(name: str, value) -> None:
+    """Raise a clear error unless ``value`` is a finite number > 0."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+def check_steps(steps) -> None:
+    """Raise a clear error unless ``steps`` is an integer >= 1."""
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+
+
+def check_hyper(beta: float, steps: int, lr: float) -> None:
+    """Raise a clear error for a non-positive beta, fewer than one step or a bad rate."""
+    check_positive("beta", beta)
+    check_steps(steps)
+    check_positive("lr", lr)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import trange
 
-from .core import check_hyper
+from .core import check_positive, check_steps
 from .loop import History, batches, generator, resolve_device
 
 __all__ = ["train_classifier", "predict", "accuracy"]
@@ -59,7 +59,8 @@ def train_classifier(
     Returns:
         nn.Module: ``model``, trained, in eval mode, on ``device``.
     """
-    check_hyper(1.0, steps, lr)
+    check_steps(steps)
+    check_positive("lr", lr)
     device = resolve_device(model, device)
     gen = generator(seed, device)
     stream = batches(data, batch_size, gen, device, labels=True)

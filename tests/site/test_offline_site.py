@@ -267,22 +267,13 @@ def test_no_request_leaves_the_machine(visits: list[PageVisit]) -> None:
     )
 
 
-def test_no_failed_request(visits: list[PageVisit]) -> None:
-    assert not problems(visits, "failed_requests"), "failed requests:\n" + problems(
-        visits, "failed_requests"
-    )
-
-
-def test_no_console_error(visits: list[PageVisit]) -> None:
-    assert not problems(visits, "console_errors"), "browser console errors:\n" + problems(
-        visits, "console_errors"
-    )
-
-
-def test_images_load(visits: list[PageVisit]) -> None:
-    assert not problems(visits, "broken_images"), "images that did not load:\n" + problems(
-        visits, "broken_images"
-    )
+@pytest.mark.parametrize("field, what", [
+    ("failed_requests", "failed requests"),
+    ("console_errors", "browser console errors"),
+    ("broken_images", "images that did not load"),
+])
+def test_no_page_problem(visits: list[PageVisit], field: str, what: str) -> None:
+    assert not problems(visits, field), f"{what}:\n" + problems(visits, field)
 
 
 def test_math_is_typeset(visits: list[PageVisit]) -> None:
