@@ -314,7 +314,8 @@ def notebook_uses_widgets(nb: dict) -> bool:
 
 #: The "Open in Colab" badge that chapters show at the top. On GitHub and in
 #: Colab the notebook loads it from Google; in the site that would be a request
-#: to another host, so staging points it at a local badge drawn here instead.
+#: to another host, so staging points it at a local badge drawn here instead,
+#: and :func:`restore_badges` points the downloadable copies back at Google's.
 COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
 COLAB_BADGE_FILE = "_colab-badge.svg"
 COLAB_BADGE_SVG = """\
@@ -366,6 +367,21 @@ def stage(src_dir: Path, toc: dict, chapters: list[Chapter], notebooks_dir: Path
                 dest = src_dir / "notebooks" / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
+
+
+def restore_badges(site_dir: Path) -> int:
+    """Point the site's downloadable notebooks back at Google's badge; return how many.
+
+    The local badge exists only inside the site, so a downloaded notebook that kept
+    the local name would show a broken image in Jupyter or Colab.
+    """
+    count = 0
+    for path in sorted((site_dir / "_sources" / "notebooks").glob("*.ipynb")):
+        text = path.read_text()
+        if COLAB_BADGE_FILE in text:
+            path.write_text(text.replace(COLAB_BADGE_FILE, COLAB_BADGE_URL))
+            count += 1
+    return count
 
 
 # ----------------------------------------------------------------------- render
@@ -584,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         log("rendering with jupyter-book")
         warnings = render(build_dir / "src", build_dir, site_dir)
+        restore_badges(site_dir)
         report.timings["render"] = time.perf_counter() - t0
 
         # 4. vendor

@@ -374,6 +374,10 @@ def book_config() -> dict:
     return yaml.safe_load((ROOT / "_config.yml").read_text())
 
 
+#: The badge image every chapter's first cell shows (the site serves a local copy).
+COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
 def expected_colab_url(name: str) -> str:
     """Where the launch button should open ``notebooks/<name>.ipynb`` (from _config.yml)."""
     config = book_config()
@@ -415,6 +419,10 @@ def test_download_button_serves_the_executed_notebook(built_site: Path, site_url
         assert urlsplit(url).path.endswith(f"/{name}.ipynb"), f"{page} downloads {url}"
         executed = [c for c in nb.cells if c.cell_type == "code" and c.get("outputs")]
         assert executed, f"{page}: the downloaded {name}.ipynb has no outputs (not executed)"
+        badges = [c.source for c in nb.cells if "colab-badge.svg" in c.source]
+        assert badges and all(COLAB_BADGE_URL in b for b in badges), (
+            f"{page}: the downloaded {name}.ipynb must show Colab's own badge, "
+            "not the site-local copy")
 
 
 def test_launch_button_and_badge_open_the_repository_notebook(built_site: Path) -> None:
