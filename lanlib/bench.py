@@ -16,7 +16,9 @@ What is measured (each a section of the table and of the JSON):
   CIFAR-10 networks of the book, and the ratio to batch 1 (what a Python loop over
   samples costs per mask).
 - ``accelerations``: the optional ``channels_last``, ``amp`` (bfloat16) and ``compile``
-  arguments of :func:`lanlib.fit_sample_masks`, each against the plain call.
+  arguments of :func:`lanlib.fit_sample_masks`, each against the plain call; and two
+  straightforward loops without one of its savings each (F(x) recomputed every step; F's
+  weights left to collect gradients), which must reach the same objective.
 - ``convergence``: the Eq. 4 objective (mean over images, estimated with fixed noise
   draws) against steps, with the paper's optimiser (Adam, learning rate 0.05, constant,
   mask ``sigmoid(logits)`` started at 0.5) and with lanlib's defaults (learning rate 0.1),
@@ -66,6 +68,7 @@ from . import noise as noises
 from .book import seeded
 from .core import frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks
+from .loop import generator
 from .metrics import perturbation_curve
 
 __all__ = ["SETTINGS", "main", "run"]
@@ -421,9 +424,47 @@ def thread_contention(subject: Subject, cfg: dict, device: torch.device, seed: i
             "slowdown_with_all_threads": _round(res[str(cores)] / res[str(used)], 3)}
 
 
+def _naive_fit(subject: Subject, x: torch.Tensor, *, steps: int, seed: int,
+               reference_once: bool = True, weights_need_grad: bool = False) -> torch.Tensor:
+    """fit_sample_masks's loop (same start, noise draws and optimiser) without one saving.
+
+    ``reference_once=False`` computes F(x) again at every step; ``weights_need_grad=True``
+    leaves F's parameters requiring gradients, so every backward pass also fills them.
+    """
+    model = subject.model
+    flags = [q.requires_grad for q in model.parameters()]
+    gen = generator(seed, x.device)
+    logits = torch.zeros((len(x), *subject.mask_shape), device=x.device, requires_grad=True)
+    optimiser = torch.optim.Adam([logits], lr=LIBRARY["lr"])
+    model.eval()
+    try:
+        for q in model.parameters():
+            q.requires_grad_(weights_need_grad)
+        with torch.no_grad():
+            reference = model(x) if reference_once else None
+        for _ in range(steps):
+            mask = upsample_mask(torch.sigmoid(logits), x)
+            terms = objective(model, x, mask, subject.noise, beta=subject.beta,
+                              reference=reference, generator=gen)
+            optimiser.zero_grad(set_to_none=True)
+            model.zero_grad(set_to_none=True)
+            terms["objective"].sum().backward()
+            optimiser.step()
+    finally:
+        for q, flag in zip(model.parameters(), flags, strict=True):
+            q.requires_grad_(flag)
+    return torch.sigmoid(logits).detach()
+
+
+#: Loops that give up one of fit_sample_masks's savings, timed against it.
+NAIVE = {"naive: F(x) every step": {"reference_once": False},
+         "naive: F's weights get gradients": {"weights_need_grad": True}}
+
+
 def accelerations(subject: Subject, cfg: dict, device: torch.device, seed: int,
                   compile_too: bool) -> dict:
-    """The optional arguments of fit_sample_masks, each against the plain call (same run)."""
+    """The optional arguments of fit_sample_masks, and loops without its savings, each
+    against the plain call (same run)."""
     b, steps = cfg["accel_batch"], cfg["accel_steps"]
     x = subject.images[torch.arange(b, device=device) % len(subject.images)]
     variants = {"plain": {}, "channels_last": {"channels_last": True}, "amp_bf16": {"amp": True},
@@ -435,8 +476,10 @@ def accelerations(subject: Subject, cfg: dict, device: torch.device, seed: int,
                              "float32 with fixed noise draws (lower is better)"}
     calls = {name: (lambda kw=kwargs: _fit(subject, x, steps=steps, seed=seed, **kw))
              for name, kwargs in variants.items()}
+    calls.update({name: (lambda kw=kwargs: _naive_fit(subject, x, steps=steps, seed=seed, **kw))
+                  for name, kwargs in NAIVE.items()})
     times, first, masks = _interleaved(calls, device, cfg["repeats"])
-    for name in variants:
+    for name in calls:
         t = _median(times[name])
         row = {"seconds": _round(t), "masks_per_second": _round(b / t),
                "objective": _round(expected_objective(subject, x, masks[name],

@@ -41,7 +41,10 @@ def test_smoke_has_every_row(smoke):
         assert batches["1"]["ratio_to_batch_1"] == 1
         assert all(row["masks_per_second"] > 0 for row in batches.values())
         variants = results["accelerations"][name]["variants"]
-        assert {"plain", "channels_last", "amp_bf16"} <= set(variants)
+        assert {"plain", "channels_last", "amp_bf16", *bench.NAIVE} <= set(variants)
+        for naive in bench.NAIVE:  # the same computation as fit_sample_masks, only slower
+            assert variants[naive]["objective"] == pytest.approx(variants["plain"]["objective"],
+                                                                 abs=1e-4)
         conv = results["convergence"][name]
         assert conv["paper_curve"] and conv["library_curve"] and conv["candidates"]
         assert "not the paper's 10000" in conv["reference_note"]
