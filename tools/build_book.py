@@ -600,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         log("rendering with jupyter-book")
         warnings = render(build_dir / "src", build_dir, site_dir)
-        restore_badges(site_dir)
+        log(f"pointed {restore_badges(site_dir)} downloadable notebooks at Colab's own badge")
         report.timings["render"] = time.perf_counter() - t0
 
         # 4. vendor
