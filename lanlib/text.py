@@ -49,6 +49,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .loop import resolve_device
+from .plot import _MARKERS, OKABE_ITO, _new_figure, _root_figure
 
 __all__ = [
     "UNK",
@@ -643,10 +644,6 @@ def class_words_table(
 
 # ----------------------------------------------------------------------------- figure
 
-_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-
-
 def plot_flip_rates(rates: Mapping[str, Mapping[int, float]], *, ax=None, title: str = ""):
     """Line plot of deletion flip rates: words deleted (x) against share of changed predictions.
 
@@ -659,17 +656,14 @@ def plot_flip_rates(rates: Mapping[str, Mapping[int, float]], *, ax=None, title:
     Returns:
         matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.6), layout="constrained")
-    else:
-        fig = ax.figure
+        ax = _new_figure((5.5, 3.6)).subplots()
+    fig = _root_figure(ax)
     for i, (name, by_k) in enumerate(rates.items()):
         ks = sorted(int(k) for k in by_k)
         values = [by_k[k] if k in by_k else by_k[str(k)] for k in ks]
         ax.plot(ks, values, marker=_MARKERS[i % len(_MARKERS)],
-                color=_COLOURS[i % len(_COLOURS)], label=name)
+                color=OKABE_ITO[i % len(OKABE_ITO)], label=name)
     ax.set_xlabel("words deleted from each document (k)")
     ax.set_ylabel("share of predictions changed")
     ax.set_ylim(0, 1)
@@ -700,19 +694,16 @@ def plot_importance_by_presence(
     Returns:
         matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
-
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 3.4), layout="constrained")
-    else:
-        fig = ax.figure
+        ax = _new_figure((5.5, 3.4)).subplots()
+    fig = _root_figure(ax)
     values = torch.log10(importance.detach().double().clamp_min(1e-8)).cpu()
     present = counts.cpu() > 0
     lo, hi = float(values.min()), float(values.max())
     edges = torch.linspace(lo, hi if hi > lo else lo + 1, bins + 1).numpy()
     for (name, sel), colour, hatch in zip(
         (("words in the document", present), ("words absent from it", ~present)),
-        _COLOURS[:2], ("", "//"), strict=True,
+        OKABE_ITO[:2], ("", "//"), strict=True,
     ):
         ax.hist(values[sel].numpy(), bins=edges, density=True, histtype="stepfilled",
                 alpha=0.45, color=colour, edgecolor=colour, hatch=hatch, label=name)
