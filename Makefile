@@ -19,6 +19,14 @@ PYTEST_ARGS ?=
 TORCH_SPEC ?= "torch==2.13.0,!=2.13.0+cpu" "torchvision==0.28.0"
 CHROMIUM ?= /usr/bin/chromium
 
+# Offline copies of the datasets sit beside the clone on the CI machines: use them unless
+# LANLIB_DATA_MIRROR is set already. Elsewhere the loaders download the originals.
+ifeq ($(origin LANLIB_DATA_MIRROR),undefined)
+ifneq ($(wildcard ../shared/datasets),)
+export LANLIB_DATA_MIRROR := $(abspath ../shared/datasets)
+endif
+endif
+
 PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
 
