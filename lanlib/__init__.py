@@ -20,13 +20,13 @@ Main entry points:
 """
 
 from . import book, cache, data, losses, metrics, nets, noise, plot, toy, train
+from ._version import __version__
 from .core import corrupt, frozen, importance, objective, upsample_mask
-from .fit import fit_lan, fit_sample_masks
-from .loop import History
-
-__version__ = "0.1.0"
+from .fit import fit_lan, fit_sample_masks, fit_sample_masks_over_beta
+from .loop import History, seeded
 
 __all__ = [
+    "__version__",
     "History",
     "book",
     "cache",
@@ -34,6 +34,7 @@ __all__ = [
     "data",
     "fit_lan",
     "fit_sample_masks",
+    "fit_sample_masks_over_beta",
     "frozen",
     "importance",
     "losses",
@@ -42,6 +43,7 @@ __all__ = [
     "noise",
     "objective",
     "plot",
+    "seeded",
     "toy",
     "train",
     "upsample_mask",

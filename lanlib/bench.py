@@ -65,7 +65,7 @@ import torch
 from torch import nn
 
 from . import noise as noises
-from .book import seeded
+from .loop import seeded
 from .core import frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks
 from .loop import generator

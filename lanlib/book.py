@@ -1,40 +1,35 @@
-"""Small helpers the chapter notebooks share: profiles, seeding, and saving headline numbers.
+"""What every chapter notebook does first and last: one setup call, and its headline numbers saved.
 
 A chapter's ``parameters`` cell holds flat values (``profile``, ``seed``, ``device``);
-the cell after it calls :func:`resolve_profile` to turn ``"auto"`` into a concrete
-profile and device and to reject mistyped values. At the end, the chapter saves its
-headline numbers with :func:`save_results` to ``data/results/<chapter>.json``.
+the cell after it calls :func:`setup`, which rejects mistyped values, turns ``"auto"``
+into a concrete profile and device, limits torch to one thread on a CPU, seeds
+torch's global generator and sets the plotting defaults. At the end, the chapter
+saves its headline numbers with :func:`save_results` to ``data/results/<chapter>.json``.
 
 Example:
-    >>> profile, device = resolve_profile("quick", "cpu")
-    >>> profile, device
-    ('quick', device(type='cpu'))
-    >>> with seeded(0):
-    ...     a = torch.rand(2)
-    >>> with seeded(0):
-    ...     b = torch.rand(2)
-    >>> bool((a == b).all())
-    True
+    >>> run = setup("quick", seed=0, device="cpu", threads=None)
+    >>> run.profile, run.device, run.seed
+    ('quick', device(type='cpu'), 0)
+    >>> profile, device, seed = run  # or unpack it
 
 The method chapter (``notebooks/01_method``) shows them in use.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .data import data_root
 from .data._files import atomic_write
 
-__all__ = ["PROFILES", "resolve_profile", "results_path", "save_results", "seeded"]
+__all__ = ["PROFILES", "Setup", "resolve_profile", "results_path", "save_results", "setup"]
 
 #: The profiles every chapter offers: "quick" runs on a CPU in minutes, "full" wants a GPU.
 PROFILES = ("quick", "full")
@@ -82,23 +77,44 @@ def resolve_profile(profile: str, device: str | torch.device = "auto") -> tuple[
     return profile, resolved
 
 
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run the block with torch's global generators seeded by ``seed``, then restore them.
+class Setup(NamedTuple):
+    """What :func:`setup` settled: the concrete profile, the device and the seed."""
 
-    For code that draws from the global generator and offers no ``generator``
-    argument (e.g. the initial weights of an ``nn.Module``): its result depends on
-    ``seed`` only, and the global random state after the block is what it was before.
+    profile: str
+    device: torch.device
+    seed: int
+
+
+def setup(profile: str = "auto", seed: int = 0, device: str | torch.device = "auto", *,
+          threads: int | None = 1) -> Setup:
+    """The first call of every chapter: check the parameters and set the run up.
 
     Args:
-        seed (int): the seed.
+        profile (str): ``"quick"``, ``"full"`` or ``"auto"`` (see :func:`resolve_profile`).
+        seed (int): the chapter's seed; torch's global generator is seeded with it, so
+            that whatever draws from it (initial weights, dropout) repeats run to run.
+        device (str or torch.device): ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        threads (int, optional): torch's intra-op threads when the device is a CPU.
+            Default 1: the chapters' networks are small, and one thread is faster than
+            two that compete on a shared machine. None leaves torch's choice.
+
+    Returns:
+        Setup: ``(profile, device, seed)``, a named tuple.
+
+    Raises:
+        TypeError: ``seed`` is not an integer.
+        ValueError: unknown profile or device, or a CUDA device without CUDA.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r}")
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    profile, resolved = resolve_profile(profile, device)
+    if resolved.type == "cpu" and threads is not None:
+        torch.set_num_threads(int(threads))
+    torch.manual_seed(seed)
+    from .plot import use_book_style  # matplotlib is imported only by chapters that plot
+
+    use_book_style()
+    return Setup(profile, resolved, seed)
 
 
 def _check_json(value: Any, where: str) -> None:

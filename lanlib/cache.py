@@ -14,7 +14,8 @@ A damaged checkpoint raises :class:`~lanlib.data.CorruptFileError` rather than
 retraining silently (training may take long): delete the file to retrain.
 
 Example:
-    >>> from torch import nn
+    >>> import torch
+from torch import nn
     >>> def build(config):
     ...     return nn.Linear(config["inputs"], 2)
     >>> def train(model, config):
@@ -30,17 +31,26 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
-import lanlib
-
+from ._version import __version__
 from .data._files import data_root, load_tensor_file, save_tensor_file
+from .fit import fit_lan
+from .loop import seeded
+from .train import train_classifier
 
-__all__ = ["CheckpointMismatchError", "checkpoint_path", "load_or_train"]
+__all__ = [
+    "CheckpointMismatchError",
+    "cached_classifier",
+    "cached_lan",
+    "checkpoint_path",
+    "load_or_train",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -163,7 +173,7 @@ def load_or_train(
         meta = {
             "name": name,
             "config": json.loads(canonical)["config"],
-            "lanlib_version": getattr(lanlib, "__version__", None),
+            "lanlib_version": __version__,
         }
         save_tensor_file(path, module.state_dict(), meta)
         loaded = False
@@ -171,3 +181,137 @@ def load_or_train(
     if verbose:
         print(f"lanlib: {message}")
     return module.eval(), loaded
+
+
+def _lazy(data):
+    """``data()`` for a zero-argument callable (built only when training), else ``data``."""
+    return data() if callable(data) and not isinstance(data, (nn.Module, torch.Tensor)) else data
+
+
+def cached_classifier(
+    name: str,
+    build: Callable[[dict[str, Any]], nn.Module],
+    data,
+    *,
+    config: Mapping[str, Any],
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    seed: int = 0,
+    device=None,
+    root: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> tuple[nn.Module, dict[str, Any], bool]:
+    """A classifier F trained with :func:`lanlib.train.train_classifier`, once: later calls load it.
+
+    The cache key is ``name`` and the whole configuration: ``config`` (what defines the
+    network and its data; describe an ``augment`` function there too) plus the training
+    settings given here. ``build(key)`` makes the untrained network under
+    :func:`lanlib.seeded` ``(seed)``, so its initial weights depend on ``seed`` only.
+
+    Args:
+        name (str): the network's name, part of the file name.
+        build (callable): ``build(key) -> nn.Module``, the untrained network; ``key`` is
+            ``config`` with ``"train"`` (the settings below) added.
+        data: what :func:`~lanlib.train.train_classifier` takes (``(inputs, labels)``, a
+            Dataset or DataLoader), or a function of no arguments that returns it, called
+            only when the network has to be trained.
+        config (mapping): JSON-serialisable description of the network and its data.
+        steps, lr, batch_size, weight_decay, augment, seed: passed to
+            :func:`~lanlib.train.train_classifier`.
+        device: where to train and where the network is returned. Default CPU.
+        root (str | PathLike | None): data root; default :func:`lanlib.data.data_root`.
+        verbose (bool): print whether it was loaded or trained. Default True.
+
+    Returns:
+        tuple: F (eval mode, on ``device``), its key (pass it to :func:`cached_lan` as
+        ``explains``, so a new F means a new LAN) and whether it was loaded.
+
+    Example:
+        >>> from torch import nn
+        >>> x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+        >>> y = (x[:, 0] > 0).long()
+        >>> f, key, loaded = cached_classifier(
+        ...     "demo-f", lambda key: nn.Linear(2, 2), (x, y), config={"data": "halfplane"},
+        ...     steps=50, lr=0.05, root="/tmp/lanlib-doctest")  # doctest: +SKIP
+        lanlib: trained demo-f in 0.1 s, saved to /tmp/lanlib-doctest/checkpoints/...
+    """
+    key = {**dict(config), "train": {"steps": steps, "lr": lr, "batch_size": batch_size,
+                                     "weight_decay": weight_decay, "seed": seed}}
+
+    def make(cfg):
+        with seeded(seed):
+            return build(cfg)
+
+    def fit(model, cfg):
+        train_classifier(model, _lazy(data), steps=steps, lr=lr, batch_size=batch_size,
+                         weight_decay=weight_decay, augment=augment, seed=seed,
+                         progress=False, device=device)
+
+    model, loaded = load_or_train(name, key, make, fit, root=root, verbose=verbose)
+    return model.to(device or "cpu").eval(), key, loaded
+
+
+def cached_lan(
+    name: str,
+    model: nn.Module,
+    build: Callable[[dict[str, Any]], nn.Module],
+    data,
+    noise,
+    *,
+    explains: Mapping[str, Any],
+    config: Mapping[str, Any],
+    beta: float,
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    device=None,
+    root: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+    **fit_options: Any,
+) -> tuple[nn.Module, bool]:
+    """A LAN trained with :func:`lanlib.fit_lan` to explain ``model``, once: later calls load it.
+
+    The cache key is ``name``, ``explains`` (the key of F, e.g. from
+    :func:`cached_classifier`), ``config`` (the LAN's architecture, its data and its
+    noise: describe them there, since a noise object cannot be hashed) and the fitting
+    settings given here. ``build(key)`` makes the untrained LAN under
+    :func:`lanlib.seeded` ``(seed)``.
+
+    Args:
+        name (str): the LAN's name, part of the file name.
+        model (nn.Module): F, the network explained.
+        build (callable): ``build(key) -> nn.Module``, the untrained mask network.
+        data: the LAN's training inputs, as :func:`lanlib.fit_lan` takes them, or a
+            function of no arguments that returns them (called only to train).
+        noise (callable): η, see :mod:`lanlib.noise`.
+        explains (mapping): JSON description of F (its cache key).
+        config (mapping): JSON description of the LAN, its data and its noise.
+        beta, steps, lr, batch_size, seed: passed to :func:`lanlib.fit_lan`.
+        device: where to train and where the LAN is returned. Default CPU.
+        root (str | PathLike | None): data root; default :func:`lanlib.data.data_root`.
+        verbose (bool): print whether it was loaded or trained. Default True.
+        **fit_options: further JSON-serialisable options of :func:`lanlib.fit_lan`
+            (e.g. ``loss="mse"``); they are part of the key.
+
+    Returns:
+        tuple: the LAN (eval mode, on ``device``) and whether it was loaded.
+    """
+    key = {"explains": dict(explains), **dict(config),
+           "fit": {"beta": beta, "steps": steps, "lr": lr, "batch_size": batch_size,
+                   "seed": seed, **fit_options}}
+
+    def make(cfg):
+        with seeded(seed):
+            return build(cfg)
+
+    def fit(lan, cfg):
+        fit_lan(model, lan, _lazy(data), noise, beta=beta, steps=steps, lr=lr,
+                batch_size=batch_size, seed=seed, progress=False, device=device,
+                **fit_options)
+
+    lan, loaded = load_or_train(name, key, make, fit, root=root, verbose=verbose)
+    return lan.to(device or "cpu").eval(), loaded

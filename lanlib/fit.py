@@ -34,9 +34,10 @@ from torch import nn
 from tqdm.auto import trange
 
 from .core import check_hyper, check_inputs, check_mask, model_output, objective, upsample_mask
+from .losses import resolve as resolve_loss
 from .loop import History, batches, explained, generator, resolve_device
 
-__all__ = ["fit_lan", "fit_sample_masks"]
+__all__ = ["fit_lan", "fit_sample_masks", "fit_sample_masks_over_beta"]
 
 SCHEDULES = ("constant", "cosine", "linear")
 
@@ -277,3 +278,62 @@ def fit_sample_masks(
     if history is not None:
         history.extend(records)
     return torch.sigmoid(logits).detach().to(home)
+
+
+def fit_sample_masks_over_beta(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    noise,
+    betas,
+    *,
+    loss="kl",
+    **kwargs,
+) -> torch.Tensor:
+    """Sample-specific masks (Eq. 4) for every input at every beta, in ONE batched call.
+
+    ``beta`` is a scalar of :func:`lanlib.fit_sample_masks`; to fit several betas at
+    once, every input is repeated once per beta and row ``r`` minimises
+    ``(beta_0 / beta_r) * L_F - beta_0 * mean(m_r)`` with ``beta_0 = max(betas)``:
+    the row's objective ``L_F - beta_r * mean(m_r)`` times a positive constant. Each
+    mask element belongs to one row only and Adam's steps do not change when a
+    parameter's gradients are all scaled by one positive constant (up to its
+    ``eps``), so every row follows the path a separate call at ``beta_r`` would take
+    with the same noise draws.
+
+    Args:
+        model (nn.Module): F, returning logits.
+        inputs (Tensor (N, ...)): the inputs.
+        noise (callable): the noise, as for :func:`lanlib.fit_sample_masks`.
+        betas (sequence of float (B,)): the values of beta, all > 0.
+        loss (str or callable): the distortion, as for :func:`lanlib.fit_sample_masks`.
+        **kwargs: passed on to :func:`lanlib.fit_sample_masks` (``steps``, ``lr``,
+            ``mask_shape``, ``seed``, ``progress``, ...).
+
+    The chapters' β sweeps (01, 02 and 03) use it.
+
+    Returns:
+        Tensor (B, N, *mask_shape): ``masks[b, i]`` is the mask of input i at ``betas[b]``.
+
+    Example:
+        >>> from lanlib import noise
+        >>> lin = nn.Linear(4, 3)
+        >>> x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+        >>> m = fit_sample_masks_over_beta(lin, x, noise.constant(0.0), [0.01, 1.0], steps=5,
+        ...                                seed=0, progress=False)
+        >>> m.shape
+        torch.Size([2, 2, 4])
+    """
+    betas = torch.as_tensor(list(betas), dtype=torch.float64).reshape(-1)
+    if len(betas) == 0 or bool((betas <= 0).any()):
+        raise ValueError("betas must be a non-empty sequence of positive numbers")
+    n = len(inputs)
+    top = float(betas.max())
+    weights = (top / betas).repeat_interleave(n).to(inputs.device, inputs.dtype)
+    base = resolve_loss(loss)
+
+    def scaled(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
+        return base(reference, corrupted) * weights
+
+    repeated = inputs.repeat(len(betas), *([1] * (inputs.ndim - 1)))
+    masks = fit_sample_masks(model, repeated, noise, beta=top, loss=scaled, **kwargs)
+    return masks.reshape(len(betas), n, *masks.shape[1:])

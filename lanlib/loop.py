@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -11,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .core import check_inputs, frozen
 
-__all__ = ["History", "batches"]
+__all__ = ["History", "batches", "seeded"]
 
 
 class History:
@@ -54,6 +55,25 @@ class History:
 
     def __repr__(self) -> str:
         return f"History({len(self)} steps: {', '.join(sorted(self.series))})"
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's global generators seeded by ``seed``, then restore them.
+
+    For code that draws from the global generator and offers no ``generator``
+    argument (e.g. the initial weights of an ``nn.Module``): its result depends on
+    ``seed`` only, and the global random state after the block is what it was before.
+
+    Args:
+        seed (int): the seed.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def resolve_device(model: nn.Module, device) -> torch.device:

@@ -38,19 +38,25 @@ if TYPE_CHECKING:  # matplotlib is imported lazily, when a figure is drawn
 __all__ = [
     "IMPORTANCE_CMAP",
     "IMPORTANCE_LABEL",
+    "MARKERS",
     "OKABE_ITO",
+    "as_numpy",
+    "axes_grid",
+    "new_figure",
     "outline",
     "plot_beta_sweep",
     "plot_history",
     "show_images",
     "show_masks",
+    "root_figure",
+    "use_book_style",
 ]
 
 IMPORTANCE_LABEL = "importance = 1 − mask"
 IMPORTANCE_CMAP = "viridis"
 #: Okabe & Ito's colour-blind-safe palette (black left out), for lines and outlines.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _OUTLINE_COLOUR = "#D55E00"  # vermillion: visible on grey inputs and on viridis
 
 _HISTORY_LABELS = {
@@ -63,7 +69,19 @@ _HISTORY_LABELS = {
 # ----------------------------------------------------------------------------- helpers
 
 
-def _new_figure(figsize: tuple[float, float]) -> Figure:
+def use_book_style() -> None:
+    """The book's plotting defaults: Okabe & Ito's palette for lines, :data:`IMPORTANCE_CMAP`
+    for images."""
+    import matplotlib as mpl
+    from cycler import cycler
+
+    mpl.rcParams.update({
+        "axes.prop_cycle": cycler(color=list(OKABE_ITO)),
+        "image.cmap": IMPORTANCE_CMAP,
+    })
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
     """A figure outside pyplot's registry: shown once when a notebook cell returns it, freed
     when no longer referenced, and never displayed behind the caller's back."""
     from matplotlib.figure import Figure
@@ -71,7 +89,7 @@ def _new_figure(figsize: tuple[float, float]) -> Figure:
     return Figure(figsize=figsize, layout="constrained")
 
 
-def _root_figure(ax: Axes) -> Figure:
+def root_figure(ax: Axes) -> Figure:
     """The top-level figure of ``ax`` (also for axes inside a sub-figure)."""
     from matplotlib.figure import Figure
 
@@ -81,10 +99,10 @@ def _root_figure(ax: Axes) -> Figure:
     return fig
 
 
-def _axes_grid(ax, rows: int, cols: int, *, size: tuple[float, float]) -> np.ndarray:
+def axes_grid(ax, rows: int, cols: int, *, size: tuple[float, float]) -> np.ndarray:
     """``ax`` as a ``(rows, cols)`` array of Axes, or a new figure's axes if ``ax`` is None."""
     if ax is None:
-        fig = _new_figure((size[0] * cols, size[1] * rows))
+        fig = new_figure((size[0] * cols, size[1] * rows))
         return fig.subplots(rows, cols, squeeze=False)
     grid = np.asarray(ax, dtype=object)
     if grid.size != rows * cols:
@@ -95,7 +113,7 @@ def _axes_grid(ax, rows: int, cols: int, *, size: tuple[float, float]) -> np.nda
     return grid.reshape(rows, cols)
 
 
-def _as_numpy(t) -> np.ndarray:
+def as_numpy(t) -> np.ndarray:
     if isinstance(t, torch.Tensor):
         return t.detach().float().cpu().numpy()
     return np.asarray(t, dtype=float)
@@ -229,7 +247,7 @@ def show_masks(
 
     has_truth = truth is not None
     cols = 1 + has_truth + len(named)
-    grid = _axes_grid(ax, n, cols, size=(1.9, 1.9))
+    grid = axes_grid(ax, n, cols, size=(1.9, 1.9))
     first = 1 + has_truth  # the first importance column
     importance_axes, image = [], None
     for i in range(n):
@@ -251,7 +269,7 @@ def show_masks(
         grid[0, 1].set_title("truth (white = used)")
     for k, name in enumerate(named, start=first):
         grid[0, k].set_title(name)
-    fig = _root_figure(grid[0, 0])
+    fig = root_figure(grid[0, 0])
     # Right of the importance panels, which come last: the inputs and the truth have
     # scales of their own.
     grid[0, 0].figure.colorbar(image, ax=importance_axes, label=IMPORTANCE_LABEL, shrink=0.9)
@@ -299,7 +317,7 @@ def show_images(
         raise ValueError(f"got {len(titles)} titles for {len(rows) * cols} images")
     if row_labels is not None and len(row_labels) != len(rows):
         raise ValueError(f"got {len(row_labels)} row labels for {len(rows)} rows")
-    grid = _axes_grid(ax, len(rows), cols, size=(1.9, 1.9))
+    grid = axes_grid(ax, len(rows), cols, size=(1.9, 1.9))
     image = None
     for i, row in enumerate(rows):
         for j, img in enumerate(row):
@@ -310,7 +328,7 @@ def show_images(
         if row_labels is not None:
             grid[i, 0].set_ylabel(row_labels[i])
     grid[0, 0].figure.colorbar(image, ax=list(grid.flat), label=cbar_label, shrink=0.9)
-    return _root_figure(grid[0, 0])
+    return root_figure(grid[0, 0])
 
 
 def _series(history, key: str, label: str) -> list[float]:
@@ -349,7 +367,7 @@ def plot_history(
         matplotlib.figure.Figure: the figure drawn into.
     """
     runs = dict(history) if isinstance(history, Mapping) else {"": history}
-    grid = _axes_grid(ax, 1, len(keys), size=(3.4, 2.6))[0]
+    grid = axes_grid(ax, 1, len(keys), size=(3.4, 2.6))[0]
     for k, key in enumerate(keys):
         a = grid[k]
         for r, (label, h) in enumerate(runs.items()):
@@ -363,7 +381,7 @@ def plot_history(
         a.grid(alpha=0.3)
         if len(runs) > 1:
             a.legend(fontsize="small")
-    return _root_figure(grid[0])
+    return root_figure(grid[0])
 
 
 def plot_beta_sweep(
@@ -387,16 +405,16 @@ def plot_beta_sweep(
     Returns:
         matplotlib.figure.Figure: the figure drawn into.
     """
-    betas = _as_numpy(betas).reshape(-1)
+    betas = as_numpy(betas).reshape(-1)
     if (betas <= 0).any():
         raise ValueError("every beta must be > 0 for a logarithmic axis")
     if ax is None:
-        ax = _new_figure((5.2, 3.4)).subplots()
+        ax = new_figure((5.2, 3.4)).subplots()
     for r, (label, values) in enumerate(curves.items()):
-        values = _as_numpy(values).reshape(-1)
+        values = as_numpy(values).reshape(-1)
         if len(values) != len(betas):
             raise ValueError(f"curve {label!r} has {len(values)} values for {len(betas)} betas")
-        ax.plot(betas, values, marker=_MARKERS[r % len(_MARKERS)],
+        ax.plot(betas, values, marker=MARKERS[r % len(MARKERS)],
                 color=OKABE_ITO[r % len(OKABE_ITO)], label=label, linewidth=1.5)
     ax.set_xscale("log")
     ax.set_xlabel("β (reward for larger masks)")
@@ -405,4 +423,4 @@ def plot_beta_sweep(
     ax.legend(fontsize="small")
     if title is not None:
         ax.set_title(title)
-    return _root_figure(ax)
+    return root_figure(ax)

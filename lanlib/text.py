@@ -49,7 +49,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .loop import resolve_device
-from .plot import _MARKERS, OKABE_ITO, _new_figure, _root_figure
+from .plot import MARKERS, OKABE_ITO, new_figure, root_figure
 
 __all__ = [
     "UNK",
@@ -657,12 +657,12 @@ def plot_flip_rates(rates: Mapping[str, Mapping[int, float]], *, ax=None, title:
         matplotlib Figure.
     """
     if ax is None:
-        ax = _new_figure((5.5, 3.6)).subplots()
-    fig = _root_figure(ax)
+        ax = new_figure((5.5, 3.6)).subplots()
+    fig = root_figure(ax)
     for i, (name, by_k) in enumerate(rates.items()):
         ks = sorted(int(k) for k in by_k)
         values = [by_k[k] if k in by_k else by_k[str(k)] for k in ks]
-        ax.plot(ks, values, marker=_MARKERS[i % len(_MARKERS)],
+        ax.plot(ks, values, marker=MARKERS[i % len(MARKERS)],
                 color=OKABE_ITO[i % len(OKABE_ITO)], label=name)
     ax.set_xlabel("words deleted from each document (k)")
     ax.set_ylabel("share of predictions changed")
@@ -695,8 +695,8 @@ def plot_importance_by_presence(
         matplotlib Figure.
     """
     if ax is None:
-        ax = _new_figure((5.5, 3.4)).subplots()
-    fig = _root_figure(ax)
+        ax = new_figure((5.5, 3.4)).subplots()
+    fig = root_figure(ax)
     values = torch.log10(importance.detach().double().clamp_min(1e-8)).cpu()
     present = counts.cpu() > 0
     lo, hi = float(values.min()), float(values.max())

@@ -98,7 +98,7 @@ def test_fit_over_beta_matches_separate_fits():
     x = torch.tensor([[1.0, 0.3, -0.2, 0.5], [0.5, -1.0, 0.1, 0.2]])
     noise = lanlib.noise.constant(0.0)
     betas = [0.05, 0.5]
-    both = cifar.fit_sample_masks_over_beta(model, x, noise, betas, steps=60, lr=0.1, seed=0,
+    both = lanlib.fit_sample_masks_over_beta(model, x, noise, betas, steps=60, lr=0.1, seed=0,
                                             progress=False)
     assert both.shape == (2, 2, 4)
     for k, beta in enumerate(betas):

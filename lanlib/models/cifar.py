@@ -8,7 +8,7 @@ Latent Attention Network (Eq. 3) and with sample-specific masks (Eq. 4).
 - :class:`RandomAffine`: the small random affine augmentation used to train it,
   drawing from a ``torch.Generator`` (the ``augment`` argument of
   :func:`lanlib.train.train_classifier`).
-- :func:`class_consistency`, :func:`swap_test`, :func:`fit_sample_masks_over_beta`:
+- :func:`class_consistency`, :func:`swap_test`, :func:`lanlib.fit_sample_masks_over_beta`:
   the numbers the chapter measures about masks (they work on any image masks).
 
 Example (a few steps on random data):
@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..fit import fit_sample_masks
 from ..losses import resolve
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "agreement_rate",
     "binary_entropy",
     "class_consistency",
-    "fit_sample_masks_over_beta",
     "mask_correlation",
     "mask_explorer",
     "pick_per_class",
@@ -358,63 +356,6 @@ def swap_test(
         "ratio": float(swapped.mean() / own.mean().clamp_min(1e-12)),
         "own_better": float((own < swapped).double().mean()),
     }
-
-
-def fit_sample_masks_over_beta(
-    model: nn.Module,
-    inputs: torch.Tensor,
-    noise,
-    betas,
-    *,
-    loss="kl",
-    **kwargs,
-) -> torch.Tensor:
-    """Sample-specific masks (Eq. 4) for every input at every beta, in ONE batched call.
-
-    ``beta`` is a scalar of :func:`lanlib.fit_sample_masks`; to fit several betas at
-    once, every input is repeated once per beta and row ``r`` minimises
-    ``(beta_0 / beta_r) * L_F - beta_0 * mean(m_r)`` with ``beta_0 = max(betas)``:
-    the row's objective ``L_F - beta_r * mean(m_r)`` times a positive constant. Each
-    mask element belongs to one row only and Adam's steps do not change when a
-    parameter's gradients are all scaled by one positive constant (up to its
-    ``eps``), so every row follows the path a separate call at ``beta_r`` would take
-    with the same noise draws.
-
-    Args:
-        model (nn.Module): F, returning logits.
-        inputs (Tensor (N, ...)): the inputs.
-        noise (callable): the noise, as for :func:`lanlib.fit_sample_masks`.
-        betas (sequence of float (B,)): the values of beta, all > 0.
-        loss (str or callable): the distortion, as for :func:`lanlib.fit_sample_masks`.
-        **kwargs: passed on to :func:`lanlib.fit_sample_masks` (``steps``, ``lr``,
-            ``mask_shape``, ``seed``, ``progress``, ...).
-
-    Returns:
-        Tensor (B, N, *mask_shape): ``masks[b, i]`` is the mask of input i at ``betas[b]``.
-
-    Example:
-        >>> lin = nn.Linear(4, 3)
-        >>> x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
-        >>> from lanlib import noise
-        >>> m = fit_sample_masks_over_beta(lin, x, noise.constant(0.0), [0.01, 1.0], steps=5,
-        ...                                seed=0, progress=False)
-        >>> m.shape
-        torch.Size([2, 2, 4])
-    """
-    betas = torch.as_tensor(list(betas), dtype=torch.float64).reshape(-1)
-    if len(betas) == 0 or bool((betas <= 0).any()):
-        raise ValueError("betas must be a non-empty sequence of positive numbers")
-    n = len(inputs)
-    top = float(betas.max())
-    weights = (top / betas).repeat_interleave(n).to(inputs.device, inputs.dtype)
-    base = resolve(loss)
-
-    def scaled(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-        return base(reference, corrupted) * weights
-
-    repeated = inputs.repeat(len(betas), *([1] * (inputs.ndim - 1)))
-    masks = fit_sample_masks(model, repeated, noise, beta=top, loss=scaled, **kwargs)
-    return masks.reshape(len(betas), n, *masks.shape[1:])
 
 
 # ----------------------------------------------------------------------------- figures

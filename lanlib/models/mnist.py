@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..book import seeded
+from ..loop import seeded
 
 __all__ = ["TranslatedMNISTNet", "build_translated_mnist_net"]
 

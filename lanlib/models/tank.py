@@ -84,7 +84,7 @@ def default_config(**overrides) -> dict[str, Any]:
 
 
 def _build(config: dict[str, Any]) -> TankCNN:
-    from lanlib.book import seeded
+    from lanlib.loop import seeded
 
     with seeded(int(config["seed"])):  # the initial weights depend on the seed only
         return TankCNN(width=int(config["width"]))
@@ -238,7 +238,7 @@ def load_tank_lan(config: dict[str, Any], model: nn.Module, *, name: str = "tank
         eval mode, and whether it was loaded.
     """
     from lanlib import fit_lan, noise
-    from lanlib.book import seeded
+    from lanlib.loop import seeded
     from lanlib.cache import load_or_train
 
     def build(c):
