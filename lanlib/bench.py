@@ -65,10 +65,9 @@ import torch
 from torch import nn
 
 from . import noise as noises
-from .loop import seeded
 from .core import frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks
-from .loop import generator
+from .loop import generator, seeded
 from .metrics import perturbation_curve
 
 __all__ = ["SETTINGS", "main", "run"]

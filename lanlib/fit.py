@@ -34,8 +34,8 @@ from torch import nn
 from tqdm.auto import trange
 
 from .core import check_hyper, check_inputs, check_mask, model_output, objective, upsample_mask
-from .losses import resolve as resolve_loss
 from .loop import History, batches, explained, generator, resolve_device
+from .losses import resolve as resolve_loss
 
 __all__ = ["fit_lan", "fit_sample_masks", "fit_sample_masks_over_beta"]
 

@@ -243,9 +243,9 @@ def load_or_train_lan(model: nn.Module, model_config: dict, images: torch.Tensor
         tuple: the LAN (eval mode, on ``device``) and whether it was loaded.
     """
     from . import noise as noises
-    from .loop import seeded
     from .cache import load_or_train
     from .fit import fit_lan
+    from .loop import seeded
     from .nets import MLPMaskNet
 
     config = {"explains": model_config, "hidden": [int(h) for h in hidden],

@@ -238,8 +238,8 @@ def load_tank_lan(config: dict[str, Any], model: nn.Module, *, name: str = "tank
         eval mode, and whether it was loaded.
     """
     from lanlib import fit_lan, noise
-    from lanlib.loop import seeded
     from lanlib.cache import load_or_train
+    from lanlib.loop import seeded
 
     def build(c):
         size = int(c["classifier"]["size"])
