@@ -13,7 +13,7 @@ from torch import nn
 
 from .core import corrupt, frozen, model_output, upsample_mask
 
-__all__ = ["auroc", "output_agreement", "perturbation_curve"]
+__all__ = ["auroc", "correlation", "mid_ranks", "output_agreement", "perturbation_curve"]
 
 
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
@@ -43,11 +43,58 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     if positives == 0 or negatives == 0:
         raise ValueError("labels must contain both relevant and irrelevant elements")
     # Mid-ranks give tied scores half credit (the Mann-Whitney U statistic).
-    values, inverse, counts = torch.unique(scores, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    mid_rank = (ends - (counts.double() - 1) / 2)[inverse]
-    u = mid_rank[labels].sum() - positives * (positives + 1) / 2
+    u = mid_ranks(scores)[labels].sum() - positives * (positives + 1) / 2
     return float(u / (positives * negatives))
+
+
+def mid_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Ranks of the elements of ``values`` (1 = smallest), ties sharing their mean rank.
+
+    Args:
+        values (Tensor): any shape; ranked as one flat sequence.
+
+    Returns:
+        Tensor (values.numel(),), float64: the mid-ranks, in the flattened order.
+
+    Example:
+        >>> mid_ranks(torch.tensor([3.0, 1.0, 3.0, 2.0])).tolist()
+        [3.5, 1.0, 3.5, 2.0]
+    """
+    _, inverse, counts = torch.unique(values.reshape(-1), return_inverse=True,
+                                      return_counts=True)
+    ends = counts.cumsum(0).double()
+    return (ends - (counts.double() - 1) / 2)[inverse]
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor, *, rank: bool = False) -> float:
+    """Pearson (``rank=True``: Spearman) correlation of two maps, over the elements finite in both.
+
+    Args:
+        a, b (Tensor): one shape; NaN or infinite elements (in either) are left out.
+        rank (bool): correlate the mid-ranks (:func:`mid_ranks`) instead. Default False.
+
+    Returns:
+        float: in [-1, 1].
+
+    Raises:
+        ValueError: the shapes differ, or one map is constant where both are finite.
+
+    Example:
+        >>> correlation(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 9.0]), rank=True)
+        1.0
+    """
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    if a.shape != b.shape:
+        raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must have one shape")
+    keep = torch.isfinite(a) & torch.isfinite(b)
+    x, y = a[keep].double(), b[keep].double()
+    if rank:
+        x, y = mid_ranks(x), mid_ranks(y)
+    x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    if denominator == 0:
+        raise ValueError("one of the maps is constant where both are finite")
+    return float((x * y).sum()) / denominator
 
 
 @torch.no_grad()
