@@ -80,7 +80,8 @@ def correlation(a: torch.Tensor, b: torch.Tensor, *, rank: bool = False) -> floa
         ValueError: the shapes differ, or one map is constant where both are finite.
 
     Example:
-        >>> correlation(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 9.0]), rank=True)
+        >>> a, b = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 9.0])
+        >>> round(correlation(a, b, rank=True), 6)
         1.0
     """
     a, b = torch.as_tensor(a), torch.as_tensor(b)
