@@ -28,14 +28,33 @@ import torch
 
 from .data import data_root
 from .data._files import atomic_write
+from .plot import use_book_style
 
-__all__ = ["PROFILES", "Setup", "resolve_profile", "results_path", "save_results", "setup"]
+__all__ = ["PROFILES", "Setup", "resolve_device", "resolve_profile", "results_path",
+           "save_results", "setup"]
 
 #: The profiles every chapter offers: "quick" runs on a CPU in minutes, "full" wants a GPU.
 PROFILES = ("quick", "full")
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device that ``device`` names; ``"auto"`` is CUDA if available, else the CPU.
+
+    Args:
+        device (str or torch.device): ``"auto"``, or a torch device string such as
+            ``"cpu"``, ``"cuda"`` or ``"cuda:0"`` (a ``torch.device`` is returned as is).
+
+    Returns:
+        torch.device: the device.
+
+    Raises:
+        TypeError: ``device`` is neither a string nor a ``torch.device``.
+        ValueError: an unknown device, or a CUDA device where CUDA is not available.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
@@ -71,7 +90,7 @@ def resolve_profile(profile: str, device: str | torch.device = "auto") -> tuple[
     allowed = ("auto", *PROFILES)
     if profile not in allowed:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(map(repr, allowed))}")
-    resolved = _resolve_device(device)
+    resolved = resolve_device(device)
     if profile == "auto":
         profile = "full" if resolved.type == "cuda" else "quick"
     return profile, resolved
@@ -111,8 +130,6 @@ def setup(profile: str = "auto", seed: int = 0, device: str | torch.device = "au
     if resolved.type == "cpu" and threads is not None:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    from .plot import use_book_style  # matplotlib is imported only by chapters that plot
-
     use_book_style()
     return Setup(profile, resolved, seed)
 

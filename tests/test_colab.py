@@ -21,10 +21,8 @@ import importlib.metadata
 import json
 import re
 import shutil
-import site
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -214,32 +212,73 @@ def _can_build_here() -> bool:
 
 
 TINY_FIT = r"""
-import importlib, json, pkgutil, sys
+import importlib, importlib.util, json, pkgutil, sys
 import torch
 import lanlib
-from lanlib import nets, noise, toy
+from lanlib import nets, noise
 
 expected = json.loads(sys.argv[1])
 for name in expected:
     importlib.import_module(name)
 found = ["lanlib"] + sorted(m.name for m in pkgutil.walk_packages(lanlib.__path__, "lanlib."))
-task = toy.known_pixels_task(32, shape=(1, 6, 6), relevant=3, seed=0)
+g = torch.Generator().manual_seed(0)
+x = torch.rand(32, 1, 6, 6, generator=g)
+model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 3))
 lan = nets.MLPMaskNet((1, 6, 6), hidden=(16,))
-lan = lanlib.fit_lan(task.model, lan, task.inputs, noise.bootstrap(task.inputs), beta=0.1,
-                     steps=5, batch_size=16, seed=0, progress=False)
-masks = lan(task.inputs[:4]).detach()
+lan = lanlib.fit_lan(model, lan, x, noise.bootstrap(x), beta=0.1, steps=5, batch_size=16,
+                     seed=0, progress=False)
+masks = lan(x[:4]).detach()
+sample = lanlib.fit_sample_masks(model, x[:4], noise.uniform(), beta=0.1, steps=5, seed=0,
+                                 progress=False)
 print(json.dumps({
     "file": lanlib.__file__,
     "version": importlib.metadata.version("lanlib"),
     "modules": found,
     "shape": list(masks.shape),
+    "sample_shape": list(sample.shape),
     "in_unit_interval": bool(((masks >= 0) & (masks <= 1)).all()),
+    "extras_visible": [m for m in ("matplotlib", "captum", "sklearn", "torchvision")
+                       if importlib.util.find_spec(m) is not None],
 }))
 """
 
 
+def _closure(names) -> set[str]:
+    """The installed distributions that ``names`` need, with theirs, extras left out."""
+    seen: set[str] = set()
+    todo = [canonicalize_name(n) for n in names]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in importlib.metadata.distribution(name).requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(canonicalize_name(req.name))
+    return seen
+
+
+def _link_core_dependencies(folder: Path) -> None:
+    """Links to the files of ``[project] dependencies`` and of what they need, nothing else."""
+    folder.mkdir()
+    for name in sorted(_closure(Requirement(r).name for r in _pyproject()["project"][
+            "dependencies"])):
+        dist = importlib.metadata.distribution(name)
+        tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+        for top in tops:
+            source = Path(dist.locate_file(top))
+            if source.exists() and not (folder / top).exists():
+                (folder / top).symlink_to(source)
+
+
 def test_wheel_installs_into_a_fresh_environment(tmp_path):
-    """Build the wheel, install it into a new venv that borrows this one's torch, use it."""
+    """Build the wheel, install it into a new venv that has only the core dependencies, use it.
+
+    ``pip install lanlib`` needs torch, numpy and tqdm and nothing else: the venv sees
+    this environment's copies of those (and of what they need) through a .pth file,
+    and neither matplotlib, Captum nor scikit-learn.
+    """
     source = tmp_path / "src"
     source.mkdir()
     _copy_package_source(source)
@@ -265,10 +304,9 @@ def test_wheel_installs_into_a_fresh_environment(tmp_path):
     }
     assert not module_files - files, f"the wheel lacks {sorted(module_files - files)}"
 
-    # A fresh environment without pip; torch and the other dependencies come from this
-    # interpreter's site-packages through a .pth file (appended after the venv's own
-    # site-packages, and without running the .pth files there, so the editable install
-    # of this checkout stays invisible).
+    # A fresh environment without pip; torch, numpy and tqdm (and what they need) come
+    # from this interpreter's site-packages through links in a folder named by a .pth
+    # file, so the editable install of this checkout and the extras stay invisible.
     env_dir = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
@@ -276,9 +314,9 @@ def test_wheel_installs_into_a_fresh_environment(tmp_path):
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    host = [p for p in {*site.getsitepackages(), sysconfig.get_paths()["purelib"]}
-            if Path(p).is_dir()]
-    Path(purelib, "_host_site_packages.pth").write_text("\n".join(sorted(host)) + "\n")
+    deps = tmp_path / "core-dependencies"
+    _link_core_dependencies(deps)
+    Path(purelib, "_core_dependencies.pth").write_text(f"{deps}\n")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
          "--target", purelib, str(wheel)],
@@ -301,3 +339,5 @@ def test_wheel_installs_into_a_fresh_environment(tmp_path):
         f"{sorted(set(expected) ^ set(result['modules']))}"
     )
     assert result["shape"] == [4, 1, 6, 6] and result["in_unit_interval"]
+    assert result["sample_shape"] == [4, 1, 6, 6]
+    assert result["extras_visible"] == [], "the core environment should not see the extras"
