@@ -1,9 +1,12 @@
-"""Other explanation methods, run the same way: a thin wrapper around Captum.
+"""Explanations asked for in one way: Captum's methods, sample masks and LANs, timed alike.
 
-One call, :func:`attribute`, runs one method on a batch; :func:`attribute_many` runs
-several on the same batch and the same targets, so that their maps can be scored side
-by side with the masks of a LAN. Each result is an :class:`Attribution`: the maps and
-the wall-clock time the method took per input.
+One call, :func:`attribute` (also ``lanlib.attribute``), runs one method on a batch;
+:func:`attribute_many` runs several on the same batch and the same targets, so that
+their maps can be scored side by side. Each result is an :class:`Attribution`: the
+importance maps (1 = needed) and the wall-clock time the method took per input.
+:class:`LatentAttention` offers the sample masks behind Captum's interface, and
+:func:`explain_func` turns any method into the ``explain_func`` that evaluation
+toolkits such as Quantus call.
 
 Methods, by name (options in brackets, with their defaults):
 
@@ -17,29 +20,58 @@ Methods, by name (options in brackets, with their defaults):
 - ``"feature_ablation"``: the same drop for a fixed partition of the input into
   ``patch x patch`` squares (each element alone for non-image inputs) [``patch=4``].
 - ``"random"``: uniform noise, a baseline that knows nothing about the model.
+- ``"sample_masks"``: one mask per input, fitted by :func:`lanlib.fit_sample_masks`
+  (Eq. 4 of the paper); the options are its keyword arguments: ``beta`` (required),
+  ``steps``, ``lr``, ``mask_shape``, ``seed``, ``loss``, ``schedule``, ... and
+  [``noise=None``: replace the masked elements by the ``baselines``, a constant 0
+  unless given, the reference that occlusion and feature ablation use too; pass
+  ``lanlib.noise.uniform()`` or ``lanlib.noise.bootstrap(pool)`` for the paper's
+  choices], [``progress=False``].
 
-A method may also be a Captum attribution class (e.g. ``captum.attr.GuidedBackprop``;
-``options`` go to its ``attribute``) or any callable
-``fn(model, inputs, target, baselines) -> Tensor`` shaped like ``inputs``.
+A method may also be
 
-Layout: by default the maps are importance maps in lanlib's layout, ``(N, 1, H, W)``
-for images (absolute values summed over the channels) and ``|attribution|`` shaped like
-the inputs otherwise; ``reduce="none"`` returns Captum's signed attributions unchanged,
-shaped like the inputs.
+- a trained Latent Attention Network: any ``nn.Module`` other than the model; its
+  output ``lan(inputs)`` is the mask (no options);
+- a Captum attribution class (e.g. ``captum.attr.GuidedBackprop``; ``options`` go to
+  its ``attribute``);
+- any callable ``fn(model, inputs, target, baselines) -> Tensor`` shaped like ``inputs``.
 
-The model is put in eval mode without parameter gradients during the call
-(:func:`lanlib.frozen`), and restored after.
+Layout, chosen by ``reduce``. Attributions (Captum's methods, ``"random"``, callables):
+by default ``(N, 1, H, W)`` importance maps for images (absolute values summed over
+the channels, ``"abs_sum"``; ``"abs_max"`` takes their maximum), ``"abs"`` gives
+``|attribution|`` shaped like the inputs and ``"none"`` Captum's signed attributions
+unchanged. Masks (``"sample_masks"`` and LANs): the importance is ``1 - mask``, its
+spatial dimensions upsampled to the inputs' (bilinear, :func:`lanlib.upsample_mask`,
+as in the fit). ``"abs_sum"`` and ``"abs_max"`` combine the mask's own channels: a mask
+shared by the channels, ``(N, 1, h, w)``, gives exactly ``1 - mask`` at ``(N, 1, H, W)``
+(in [0, 1]); a mask per channel gives the sum (in [0, C]) or the maximum of the
+channels' importances. ``"abs"`` and ``"none"`` broadcast ``1 - mask`` to the inputs'
+shape. For inputs without channels, ``(N, D)``, the maps are shaped like the inputs.
+
+Targets: Captum's methods explain one class per input, by default the model's
+prediction. Masks take no target: the KL objective keeps the whole output
+distribution, so ``target`` is ignored for them.
+
+Time: every method is timed alike, from its first call to its last (after the inputs
+and the model are on the device and the targets computed; CUDA is synchronised at both
+ends): the fit for sample masks, the forward passes for a LAN.
+
+The model (and a LAN) is put in eval mode without parameter gradients, on the device,
+during the call and restored after (:func:`lanlib.loop.explained`).
 
 Example:
     >>> import torch
     >>> from torch import nn
     >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
     >>> x = torch.rand(5, 2, 4, 4, generator=torch.Generator().manual_seed(0))
-    >>> out = attribute_many(model, x, ["saliency", "occlusion"],
-    ...                      options={"occlusion": {"window": 2, "stride": 2}})
-    >>> out["saliency"].maps.shape, out["occlusion"].maps.shape
-    (torch.Size([5, 1, 4, 4]), torch.Size([5, 1, 4, 4]))
-    >>> out["saliency"].seconds_per_image >= 0
+    >>> lan = nn.Sequential(nn.Conv2d(2, 1, 3, padding=1), nn.Sigmoid())  # untrained
+    >>> out = attribute_many(model, x, ["saliency", "occlusion", "sample_masks", lan],
+    ...                      options={"occlusion": {"window": 2, "stride": 2},
+    ...                               "sample_masks": {"beta": 0.1, "steps": 5}}, seed=0)
+    >>> {label: tuple(a.maps.shape) for label, a in out.items()}  # doctest: +NORMALIZE_WHITESPACE
+    {'saliency': (5, 1, 4, 4), 'occlusion': (5, 1, 4, 4), 'sample_masks': (5, 1, 4, 4),
+     'Sequential': (5, 1, 4, 4)}
+    >>> all(a.seconds_per_image > 0 for a in out.values())
     True
 
 The tank chapter (``notebooks/06_tank_story``) scores these methods against ground truth.
@@ -47,22 +79,27 @@ The tank chapter (``notebooks/06_tank_story``) scores these methods against grou
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
-from .core import check_inputs, frozen, model_output
-from .loop import resolve_device
+from .core import check_inputs, check_mask, importance, model_output, upsample_mask
+from .fit import fit_sample_masks
+from .loop import explained, resolve_device, synchronize
+from .noise import Noise, constant
 
-__all__ = ["DEFAULT_METHODS", "METHODS", "Attribution", "attribute", "attribute_many"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "Attribution", "LatentAttention", "attribute",
+           "attribute_many", "explain_func", "patch_partition"]
 
 #: The methods :func:`attribute` knows by name.
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "occlusion",
-           "feature_ablation", "random")
+           "feature_ablation", "random", "sample_masks")
 #: What :func:`attribute_many` runs when no methods are named.
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "occlusion", "feature_ablation", "random")
 _REDUCE = ("abs_sum", "abs_max", "abs", "none")
@@ -75,7 +112,7 @@ class Attribution:
     Attributes:
         method (str): the method's name.
         maps (Tensor): ``(N, 1, H, W)`` importance maps for images (``reduce="abs_sum"`` or
-            ``"abs_max"``), else shaped like the inputs.
+            ``"abs_max"``), else shaped like the inputs (see the module docstring).
         seconds (float): wall-clock time of the whole batch.
         seconds_per_image (float): ``seconds / N``.
     """
@@ -166,6 +203,28 @@ def _random(model, inputs, target, baselines, *, generator: torch.Generator | No
                       dtype=inputs.dtype)
 
 
+class _Fixed(Noise):
+    """The replacement of a tensor baseline: the same values at every draw."""
+
+    def __init__(self, values: torch.Tensor):
+        super().__init__()
+        self.values = values
+
+    def sample(self, inputs, generator):
+        return self.values.expand_as(inputs)
+
+
+def _sample_masks(model, inputs, target, baselines, *, noise=None, progress: bool = False,
+                  **options):
+    if "beta" not in options:
+        raise TypeError("'sample_masks' needs beta=..., the reward for larger masks "
+                        "(see lanlib.fit_sample_masks)")
+    if noise is None:
+        noise = _Fixed(baselines) if isinstance(baselines, torch.Tensor) else constant(baselines)
+    return fit_sample_masks(model, inputs, noise, progress=progress, device=inputs.device,
+                            **options)
+
+
 _BY_NAME: dict[str, Callable[..., torch.Tensor]] = {
     "saliency": _saliency,
     "input_x_gradient": _input_x_gradient,
@@ -173,17 +232,32 @@ _BY_NAME: dict[str, Callable[..., torch.Tensor]] = {
     "occlusion": _occlusion,
     "feature_ablation": _feature_ablation,
     "random": _random,
+    "sample_masks": _sample_masks,
 }
 
 
-def _resolve(method) -> tuple[str, Callable[..., torch.Tensor]]:
+class _Method(NamedTuple):
+    name: str
+    run: Callable[..., torch.Tensor]
+    masks: bool = False  # run returns masks (1 = ignored), not attributions
+    modules: tuple[nn.Module, ...] = ()  # frozen beside the model during the call
+
+
+def _resolve(method) -> _Method:
     if isinstance(method, str):
         if method not in _BY_NAME:
             raise ValueError(
-                f"unknown method {method!r}; use one of {', '.join(METHODS)}, a Captum "
-                "attribution class or a callable fn(model, inputs, target, baselines)"
+                f"unknown method {method!r}; use one of {', '.join(METHODS)}, a trained LAN "
+                "(nn.Module), a Captum attribution class or a callable "
+                "fn(model, inputs, target, baselines)"
             )
-        return method, _BY_NAME[method]
+        return _Method(method, _BY_NAME[method], masks=method == "sample_masks")
+    if isinstance(method, nn.Module):  # a trained LAN: its output is the mask
+        def run(model, inputs, target, baselines):
+            with torch.no_grad():
+                return method(inputs)
+
+        return _Method(type(method).__name__, run, masks=True, modules=(method,))
     if isinstance(method, type):  # a Captum attribution class
         if not hasattr(method, "attribute"):
             raise TypeError(f"{method.__name__} has no attribute(); pass a Captum class")
@@ -191,10 +265,10 @@ def _resolve(method) -> tuple[str, Callable[..., torch.Tensor]]:
         def run(model, inputs, target, baselines, **options):
             return method(model).attribute(inputs, target=target, **options)
 
-        return method.__name__, run
+        return _Method(method.__name__, run)
     if callable(method):
-        return getattr(method, "__name__", type(method).__name__), method
-    raise TypeError(f"a method is a name, a Captum class or a callable, got {method!r}")
+        return _Method(getattr(method, "__name__", type(method).__name__), method)
+    raise TypeError(f"a method is a name, a LAN, a Captum class or a callable, got {method!r}")
 
 
 # ----------------------------------------------------------------------------- running
@@ -209,6 +283,31 @@ def _reduce(attributions: torch.Tensor, reduce: str) -> torch.Tensor:
     if reduce == "abs_sum":
         return magnitude.sum(dim=1, keepdim=True)
     return magnitude.amax(dim=1, keepdim=True)
+
+
+def _from_attributions(out, inputs: torch.Tensor, reduce: str, name: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.shape != inputs.shape:
+        raise ValueError(
+            f"method {name!r} returned {getattr(out, 'shape', type(out))}, "
+            f"not a tensor shaped like its inputs {tuple(inputs.shape)}"
+        )
+    return _reduce(out.detach(), reduce)
+
+
+def _from_mask(mask, inputs: torch.Tensor, reduce: str, name: str) -> torch.Tensor:
+    """Importance ``1 - mask`` at the inputs' spatial size, channels as ``reduce`` says."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"method {name!r} returned {type(mask).__name__}, not a mask tensor")
+    full = check_mask(upsample_mask(mask.detach(), inputs), inputs,
+                      source=f"the mask of {name!r}")
+    if reduce in ("abs", "none") or inputs.ndim < 3:
+        return importance(full)
+    if mask.shape[1] == 1:  # shared by the channels: counted once
+        return importance(full[:, :1])
+    per_channel = importance(full)
+    if reduce == "abs_sum":
+        return per_channel.sum(dim=1, keepdim=True)
+    return per_channel.amax(dim=1, keepdim=True)
 
 
 def _baselines_for(baselines, start: int, stop: int, chunk: torch.Tensor):
@@ -240,11 +339,6 @@ def _targets(model: nn.Module, inputs: torch.Tensor, target, batch_size: int) ->
     return target
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def attribute(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -263,64 +357,73 @@ def attribute(
     Args:
         model (nn.Module): the classifier, mapping ``(N, ...)`` to logits ``(N, classes)``.
         inputs (Tensor (N, ...)): what to explain, e.g. images ``(N, C, H, W)``.
-        method (str, Captum class or callable): see the module docstring. Default "saliency".
+        method (str, nn.Module, Captum class or callable): a name of :data:`METHODS`
+            (``"sample_masks"`` included), a trained LAN, a Captum class or a callable;
+            see the module docstring. Default "saliency".
         target (int or LongTensor (N,), optional): the class explained; default the
-            model's prediction for each input.
-        baselines (float or Tensor): the reference for integrated gradients, occlusion
-            and feature ablation: a number, one input ``(1, ...)`` or one per input
-            ``(N, ...)``. Default 0.
+            model's prediction for each input. Ignored by masks (sample masks, LANs).
+        baselines (float or Tensor): the reference for integrated gradients, occlusion,
+            feature ablation and (as their default noise) sample masks: a number, one
+            input ``(1, ...)`` or one per input ``(N, ...)``. Default 0.
         reduce (str): ``"abs_sum"`` (default) or ``"abs_max"`` over the channels, giving
             ``(N, 1, H, W)`` for images; ``"abs"``: magnitudes shaped like the inputs;
-            ``"none"``: the signed attributions.
+            ``"none"``: the signed attributions. Masks give ``1 - mask``; see the module
+            docstring for how ``reduce`` applies to them.
         batch_size (int, optional): inputs per call of the method (bounds memory);
-            default all at once.
+            default all at once. Sample masks are fitted chunk by chunk, each with the
+            same ``seed``, so their noise draws (not their objective) depend on it.
         generator (torch.Generator, optional): randomness of the ``"random"`` method.
         device (str or torch.device, optional): where to compute; default the model's.
-        **options: passed to the method (e.g. ``n_steps=64``, ``window=8``, ``patch=6``).
+        **options: passed to the method (e.g. ``n_steps=64``, ``window=8``, ``patch=6``;
+            ``beta=1.0, steps=300, seed=0, noise=...`` for ``"sample_masks"``).
 
     Returns:
         Attribution: the maps (on the inputs' device) and the time per input.
+
+    Example:
+        >>> import lanlib
+        >>> model = nn.Linear(6, 2)
+        >>> x = torch.rand(3, 6, generator=torch.Generator().manual_seed(0))
+        >>> out = lanlib.attribute(model, x, "sample_masks", beta=0.1, steps=10, seed=0)
+        >>> out.method, tuple(out.maps.shape), bool(0 <= out.maps.min() <= out.maps.max() <= 1)
+        ('sample_masks', (3, 6), True)
     """
     check_inputs(inputs)
     if reduce not in _REDUCE:
         raise ValueError(f"reduce must be one of {_REDUCE}, got {reduce!r}")
-    name, run = _resolve(method)
-    if name == "random":
+    spec = _resolve(method)
+    if any(module is model for module in spec.modules):
+        raise ValueError("the method is the model itself; pass a trained LAN (mask network) "
+                         "as the method, the classifier as the model")
+    if spec.name == "random":
         options["generator"] = generator
     n = len(inputs)
     batch_size = n if batch_size is None else int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = resolve_device(model, device)
-    home = inputs.device
-    first = next(iter(model.parameters()), None)
-    model_home = first.device if first is not None else device
-    x = inputs.to(device)
+    x = inputs.detach().to(device)
     maps = []
-    with frozen(model):
-        model.to(device)
-        try:
-            targets = _targets(model, x, target, batch_size)
-            _sync(device)
-            start_time = time.perf_counter()
-            for start in range(0, n, batch_size):
-                # Gradient methods need the inputs to require gradients (Captum warns if not).
-                chunk = x[start:start + batch_size].detach().requires_grad_(True)
-                out = run(model, chunk, targets[start:start + batch_size],
-                          _baselines_for(baselines, start, start + len(chunk), chunk),
-                          **options)
-                if not isinstance(out, torch.Tensor) or out.shape != chunk.shape:
-                    raise ValueError(
-                        f"method {name!r} returned {getattr(out, 'shape', type(out))}, "
-                        f"not a tensor shaped like its inputs {tuple(chunk.shape)}"
-                    )
-                maps.append(_reduce(out.detach(), reduce))
-            _sync(device)
-            seconds = time.perf_counter() - start_time
-        finally:
-            model.to(model_home)
-    return Attribution(method=name, maps=torch.cat(maps).to(home), seconds=seconds,
-                       seconds_per_image=seconds / n)
+    with contextlib.ExitStack() as stack:
+        for module in (model, *spec.modules):
+            stack.enter_context(explained(module, device))
+        targets = None if spec.masks else _targets(model, x, target, batch_size)
+        synchronize(device)
+        start_time = time.perf_counter()
+        for start in range(0, n, batch_size):
+            chunk = x[start:start + batch_size]
+            if not spec.masks:  # gradient methods need inputs requiring gradients
+                chunk = chunk.detach().requires_grad_(True)
+            out = spec.run(model, chunk,
+                           None if targets is None else targets[start:start + len(chunk)],
+                           _baselines_for(baselines, start, start + len(chunk), chunk),
+                           **options)
+            convert = _from_mask if spec.masks else _from_attributions
+            maps.append(convert(out, chunk, reduce, spec.name))
+        synchronize(device)
+        seconds = time.perf_counter() - start_time
+    return Attribution(method=spec.name, maps=torch.cat(maps).to(inputs.device),
+                       seconds=seconds, seconds_per_image=seconds / n)
 
 
 def attribute_many(
@@ -340,41 +443,155 @@ def attribute_many(
 
     Args:
         model, inputs, baselines, reduce, batch_size, device: as in :func:`attribute`.
-        methods (sequence or mapping): method names, Captum classes or callables; a
-            mapping ``{label: method}`` chooses the result keys. Default
+        methods (sequence or mapping): method names, trained LANs, Captum classes or
+            callables; a mapping ``{label: method}`` chooses the result keys (a sequence
+            labels each by its name, which must then differ). Default
             :data:`DEFAULT_METHODS`.
         target (int or LongTensor (N,), optional): default the model's predictions,
-            computed once and shared by all methods.
+            computed once and shared by all methods (masks ignore it).
         options (mapping label -> dict, optional): per-method options, e.g.
-            ``{"occlusion": {"window": 8}}``.
-        seed (int, optional): seeds the ``"random"`` method.
+            ``{"occlusion": {"window": 8}, "sample_masks": {"beta": 1.0, "steps": 300}}``.
+        seed (int, optional): seeds the ``"random"`` method, and the sample masks whose
+            options give no ``seed``.
 
     Returns:
         dict label -> Attribution, in the order of ``methods``.
     """
     check_inputs(inputs)
-    labelled = dict(methods) if isinstance(methods, Mapping) else {
-        _resolve(m)[0]: m for m in methods}
+    if isinstance(methods, Mapping):
+        labelled = dict(methods)
+    else:
+        labelled = {}
+        for m in methods:
+            label = _resolve(m).name
+            if label in labelled:
+                raise ValueError(f"two methods are named {label!r}; pass a mapping "
+                                 "{label: method} to tell them apart")
+            labelled[label] = m
+    specs = {label: _resolve(m) for label, m in labelled.items()}
     options = dict(options or {})
     unknown = set(options) - set(labelled)
     if unknown:
         raise ValueError(f"options for {sorted(unknown)}, which are not among the methods "
                          f"{list(labelled)}")
-    if target is None:
-        dev = resolve_device(model, device)
-        with frozen(model):
-            home = next(iter(model.parameters()), torch.empty(0)).device
-            model.to(dev)
-            try:
-                target = _targets(model, inputs.to(dev), None, batch_size or len(inputs))
-            finally:
-                model.to(home)
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=resolve_device(model, device)).manual_seed(seed)
-    return {
-        label: attribute(model, inputs, method, target=target, baselines=baselines,
-                         reduce=reduce, batch_size=batch_size, generator=generator,
-                         device=device, **dict(options.get(label, {})))
-        for label, method in labelled.items()
-    }
+    dev = resolve_device(model, device)
+    if target is None and not all(spec.masks for spec in specs.values()):
+        with explained(model, dev):
+            target = _targets(model, inputs.to(dev), None, batch_size or len(inputs))
+    generator = None if seed is None else torch.Generator(device=dev).manual_seed(seed)
+    results = {}
+    for label, method in labelled.items():
+        method_options = dict(options.get(label, {}))
+        if specs[label].name == "sample_masks" and seed is not None:
+            method_options.setdefault("seed", seed)
+        results[label] = attribute(model, inputs, method, target=target, baselines=baselines,
+                                   reduce=reduce, batch_size=batch_size, generator=generator,
+                                   device=device, **method_options)
+    return results
+
+
+# ----------------------------------------------------------------------------- interfaces
+
+
+class LatentAttention:
+    """Sample masks behind Captum's interface: ``LatentAttention(model, beta=1.0).attribute(x)``.
+
+    For readers who know Captum: construct with the model, call ``attribute``, get a
+    tensor shaped like the inputs. Each input gets its own mask, fitted by
+    :func:`lanlib.fit_sample_masks` (Eq. 4 of the paper) through :func:`attribute`
+    with ``method="sample_masks"`` and ``reduce="none"``.
+
+    Args:
+        forward_func (nn.Module): the model F, returning logits. A module, not a bare
+            function, so that its parameters can be frozen during the fit.
+        noise (callable, optional): ``noise(inputs, generator) -> eta`` (see
+            :mod:`lanlib.noise`); default: replace the masked elements by the
+            ``baselines`` given to :meth:`attribute` (0 unless given).
+        **fit_kwargs: keyword arguments of :func:`lanlib.fit_sample_masks`: ``beta``
+            (required), ``steps``, ``lr``, ``mask_shape``, ``seed``, ``loss``, ...; and
+            ``batch_size`` and ``device`` of :func:`attribute`.
+
+    Example:
+        >>> model = nn.Linear(6, 2)
+        >>> x = torch.rand(3, 6, generator=torch.Generator().manual_seed(0))
+        >>> explainer = LatentAttention(model, beta=0.1, steps=10, seed=0)
+        >>> explainer.attribute(x, target=1).shape
+        torch.Size([3, 6])
+    """
+
+    def __init__(self, forward_func: nn.Module, noise=None, **fit_kwargs: Any):
+        if not isinstance(forward_func, nn.Module):
+            raise TypeError(
+                f"forward_func must be a torch.nn.Module, got {type(forward_func).__name__}; "
+                "wrap a function in a module so that its parameters can be frozen"
+            )
+        if "beta" not in fit_kwargs:
+            raise TypeError("LatentAttention needs beta=..., the reward for larger masks "
+                            "(see lanlib.fit_sample_masks)")
+        self.forward_func = forward_func
+        self.noise = noise
+        self.fit_kwargs = fit_kwargs
+
+    def attribute(self, inputs: torch.Tensor, target=None, baselines=0.0) -> torch.Tensor:
+        """The importance ``1 - mask`` of each input's sample mask, shaped like ``inputs``.
+
+        Args:
+            inputs (Tensor (N, ...)): what to explain.
+            target: accepted so that code written for Captum runs unchanged, and ignored:
+                the KL objective explains the model's whole output distribution, not one
+                class, so the masks do not depend on it.
+            baselines (float or Tensor): the replacement when no ``noise`` was given, as
+                in :func:`attribute`. Default 0.
+
+        Returns:
+            Tensor (N, ...): importance in [0, 1] (1 = needed), on the inputs' device.
+        """
+        return attribute(self.forward_func, inputs, "sample_masks", target=target,
+                         baselines=baselines, reduce="none", noise=self.noise,
+                         **self.fit_kwargs).maps
+
+
+def _as_inputs(inputs, model: nn.Module) -> torch.Tensor:
+    """A floating tensor of the inputs; numpy arrays take the model's dtype."""
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        return inputs
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype = first.dtype if first is not None else torch.get_default_dtype()
+    return torch.as_tensor(np.asarray(inputs), dtype=dtype)
+
+
+def explain_func(method="saliency", **defaults: Any) -> Callable[..., np.ndarray]:
+    """Any method as ``explain(model, inputs, targets, **kwargs) -> numpy.ndarray``.
+
+    The signature that evaluation toolkits such as Quantus call (their
+    ``explain_func``; nothing here imports them). The arrays it returns are shaped like
+    the inputs: maps reduced over the channels (``reduce="abs_sum"`` or ``"abs_max"``)
+    are repeated over them.
+
+    Args:
+        method: as in :func:`attribute` (a name, a trained LAN, a Captum class or a
+            callable). Default "saliency".
+        **defaults: keyword arguments of :func:`attribute` (``baselines``, ``reduce``,
+            ``batch_size``, ``device``, the method's options...). ``reduce`` defaults to
+            ``"abs"``. Keyword arguments given at call time override them.
+
+    Returns:
+        callable ``explain(model, inputs, targets=None, **kwargs)``: ``inputs`` a tensor
+        or an array ``(N, ...)`` (arrays are converted to the model's dtype), ``targets``
+        class indices ``(N,)`` or None (the predictions); returns a float numpy array
+        shaped like ``inputs``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+        >>> explain = explain_func("occlusion", window=2, stride=2)
+        >>> explain(model, np.zeros((5, 2, 4, 4)), np.array([0, 1, 2, 0, 1])).shape
+        (5, 2, 4, 4)
+    """
+
+    def explain(model: nn.Module, inputs, targets=None, **kwargs: Any) -> np.ndarray:
+        options = {"reduce": "abs", **defaults, **kwargs}
+        x = _as_inputs(inputs, model)
+        maps = attribute(model, x, method, target=targets, **options).maps
+        return maps.expand(x.shape).detach().cpu().numpy()
+
+    return explain

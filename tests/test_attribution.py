@@ -1,12 +1,16 @@
 """Tests of lanlib.attribution on tiny models whose attributions can be worked out by hand."""
 
+import time
+
+import numpy as np
 import pytest
 import torch
 from captum.attr import InputXGradient
 from torch import nn
 
-from lanlib import attribution
-from lanlib.attribution import attribute, attribute_many, patch_partition
+import lanlib
+from lanlib import attribution, noise
+from lanlib.attribution import attribute, attribute_many, explain_func, patch_partition
 
 
 class Linear(nn.Module):
@@ -37,7 +41,7 @@ def test_saliency_of_a_linear_model_is_its_weight(linear, x):
     expected = linear.weight.detach().abs().sum(0, keepdim=True).expand(4, 1, 6, 6)
     assert out.maps.shape == (4, 1, 6, 6)
     assert torch.allclose(out.maps, expected)
-    assert out.method == "saliency" and out.seconds_per_image == pytest.approx(out.seconds / 4)
+    assert out.method == "saliency"
 
 
 def test_integrated_gradients_of_a_linear_model_is_weight_times_input(linear, x):
@@ -159,3 +163,177 @@ def test_patch_partition_covers_ragged_edges():
     p = patch_partition((1, 5, 5), 2)[0, 0]
     assert p.shape == (5, 5) and int(p.max()) == 8
     assert p[4, 4] == 8 and p[0, 4] == 2
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+@pytest.fixture
+def cnn():
+    with lanlib.seeded(0):
+        return nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                             nn.Linear(3 * 6 * 6, 3))
+
+
+@pytest.fixture
+def lan():
+    with lanlib.seeded(1):
+        return nn.Sequential(nn.Conv2d(2, 1, 3, padding=1), nn.Sigmoid())
+
+
+FIT = {"beta": 0.5, "steps": 6, "lr": 0.2, "seed": 3}
+
+
+def test_sample_masks_are_one_minus_fit_sample_masks(cnn, x):
+    # Default noise: the baselines (0), i.e. constant noise 0.
+    masks = lanlib.fit_sample_masks(cnn, x, noise.constant(0.0), progress=False, **FIT)
+    out = lanlib.attribute(cnn, x, "sample_masks", reduce="none", **FIT)
+    assert out.method == "sample_masks" and out.maps.shape == x.shape
+    assert torch.allclose(out.maps, 1 - masks, atol=1e-6)
+    # Per-channel masks: the default reduce sums the channels' importances, abs_max takes
+    # their maximum.
+    summed = lanlib.attribute(cnn, x, "sample_masks", **FIT).maps
+    assert torch.allclose(summed, (1 - masks).sum(1, keepdim=True), atol=1e-6)
+    top = lanlib.attribute(cnn, x, "sample_masks", reduce="abs_max", **FIT).maps
+    assert torch.allclose(top, (1 - masks).amax(1, keepdim=True), atol=1e-6)
+
+
+def test_sample_masks_take_noise_baselines_and_coarse_shared_masks(cnn, x):
+    uniform = lanlib.fit_sample_masks(cnn, x, noise.uniform(), mask_shape=(1, 3, 3),
+                                      progress=False, **FIT)
+    out = lanlib.attribute(cnn, x, "sample_masks", noise=noise.uniform(), mask_shape=(1, 3, 3),
+                           **FIT).maps
+    # A mask shared by the channels counts once, upsampled as in the fit.
+    expected = 1 - lanlib.upsample_mask(uniform, (4, 1, 6, 6))
+    assert out.shape == (4, 1, 6, 6) and torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(
+        lanlib.attribute(cnn, x, "sample_masks", noise=noise.uniform(), mask_shape=(1, 3, 3),
+                         reduce="abs", **FIT).maps, expected.expand_as(x), atol=1e-6)
+    # A tensor baseline, one per input, is the replacement when no noise is given.
+    b = x.flip(0)
+    fixed = lanlib.fit_sample_masks(cnn, x, lambda inputs, generator=None: b,
+                                    progress=False, **FIT)
+    out = lanlib.attribute(cnn, x, "sample_masks", baselines=b, reduce="none", **FIT).maps
+    assert torch.allclose(out, 1 - fixed, atol=1e-6)
+    with pytest.raises(TypeError, match="beta"):
+        lanlib.attribute(cnn, x, "sample_masks", steps=2)
+
+
+def test_a_lan_is_a_method_its_output_the_mask(cnn, lan, x):
+    out = lanlib.attribute(cnn, x, lan)
+    assert out.method == "Sequential"
+    assert torch.allclose(out.maps, 1 - lan(x).detach(), atol=1e-6)
+    assert torch.allclose(lanlib.attribute(cnn, x, lan, reduce="none").maps,
+                          (1 - lan(x).detach()).expand_as(x), atol=1e-6)
+    coarse = nn.Sequential(lan, nn.AvgPool2d(2))  # (N, 1, 3, 3), upsampled to 6 x 6
+    expected = 1 - lanlib.upsample_mask(coarse(x).detach(), (4, 1, 6, 6))
+    assert torch.allclose(lanlib.attribute(cnn, x, coarse).maps, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="model itself"):
+        lanlib.attribute(cnn, x, cnn)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        lanlib.attribute(cnn, x, nn.Conv2d(2, 1, 1))
+
+
+def test_model_and_lan_are_restored(cnn, lan, x):
+    cnn.train(), lan.train()
+    lanlib.attribute(cnn, x, lan)
+    lanlib.attribute(cnn, x, "sample_masks", **FIT)
+    for module in (cnn, lan):
+        assert module.training
+        assert all(p.requires_grad and p.grad is None for p in module.parameters())
+
+
+def test_latent_attention_has_captums_interface(cnn, x):
+    masks = lanlib.fit_sample_masks(cnn, x, noise.constant(0.0), progress=False, **FIT)
+    explainer = lanlib.LatentAttention(cnn, **FIT)
+    first = explainer.attribute(x)
+    assert isinstance(first, torch.Tensor) and first.shape == x.shape
+    assert torch.allclose(first, 1 - masks, atol=1e-6)
+    # target is accepted and changes nothing: the KL keeps the whole output distribution.
+    assert torch.allclose(explainer.attribute(x, target=torch.tensor([0, 1, 2, 0])), first)
+    shared = lanlib.LatentAttention(cnn, noise.uniform(), mask_shape=(1, 6, 6), **FIT)
+    expected = lanlib.fit_sample_masks(cnn, x, noise.uniform(), mask_shape=(1, 6, 6),
+                                       progress=False, **FIT)
+    assert torch.allclose(shared.attribute(x, target=1), (1 - expected).expand_as(x),
+                          atol=1e-6)
+    with pytest.raises(TypeError, match="beta"):
+        lanlib.LatentAttention(cnn, steps=3)
+    with pytest.raises(TypeError, match="nn.Module"):
+        lanlib.LatentAttention(lambda v: cnn(v), beta=1.0)
+
+
+def test_explain_func_returns_arrays_shaped_like_the_inputs(cnn, lan, x):
+    inputs, targets = x.double().numpy(), np.array([0, 1, 2, 1])
+    saliency = explain_func("saliency")(cnn, inputs, targets)
+    assert isinstance(saliency, np.ndarray) and saliency.shape == x.shape
+    assert saliency.dtype == np.float32
+    expected = attribute(cnn, x, "saliency", target=torch.tensor(targets), reduce="abs").maps
+    assert np.allclose(saliency, expected.numpy(), atol=1e-6)
+    # Maps reduced over the channels are repeated over them; call-time kwargs win.
+    explain = explain_func("sample_masks", mask_shape=(1, 6, 6), reduce="abs_sum", **FIT)
+    masks = explain(cnn, inputs, targets, steps=4)
+    shared = lanlib.fit_sample_masks(cnn, x, noise.constant(0.0), mask_shape=(1, 6, 6),
+                                     progress=False, **{**FIT, "steps": 4})
+    assert masks.shape == x.shape and np.allclose(masks, (1 - shared).expand_as(x).numpy(),
+                                                  atol=1e-6)
+    assert explain_func(lan)(cnn, x, None).shape == x.shape
+
+
+def test_many_takes_sample_masks_and_lans(cnn, lan, x):
+    out = attribute_many(cnn, x, {"masks": "sample_masks", "lan": lan, "saliency": "saliency"},
+                         options={"masks": {k: v for k, v in FIT.items() if k != "seed"}},
+                         seed=FIT["seed"])
+    assert list(out) == ["masks", "lan", "saliency"]
+    alone = lanlib.attribute(cnn, x, "sample_masks", **FIT).maps  # seed from `seed`
+    assert torch.allclose(out["masks"].maps, alone, atol=1e-6)
+    assert torch.allclose(out["lan"].maps, 1 - lan(x).detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="two methods"):
+        attribute_many(cnn, x, [lan, nn.Sequential(nn.Conv2d(2, 1, 1), nn.Sigmoid())])
+
+
+# ----------------------------------------------------------------------------- time
+
+
+@pytest.mark.parametrize("method", [*attribution.METHODS, "lan"])
+def test_time_per_image_is_recorded_for_every_method(cnn, lan, x, method):
+    options = {"n_steps": 4} if method == "integrated_gradients" else {}
+    if method == "occlusion":
+        options = {"window": 2, "stride": 2}
+    if method == "sample_masks":
+        options = FIT
+    out = lanlib.attribute(cnn, x, lan if method == "lan" else method, **options)
+    assert out.seconds > 0 and out.seconds_per_image == out.seconds / len(x)
+
+
+class Sleepy(nn.Module):
+    """A classifier whose forward pass sleeps: its targets take time to predict."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self.linear = nn.Linear(2 * 6 * 6, 3)
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return self.linear(x.flatten(1))
+
+
+def test_time_covers_the_method_and_not_the_targets(x):
+    def sleeps(model, inputs, target, baselines):
+        time.sleep(0.02)
+        return inputs
+
+    # The targets (one slow forward pass) are computed before the clock starts; the two
+    # calls of the method (batches of 2 of the 4 inputs) are on the clock.
+    out = attribute(Sleepy(0.3), x, sleeps, batch_size=2)
+    assert 0.04 <= out.seconds < 0.3 and out.seconds_per_image == out.seconds / 4
+
+    class SleepyLan(nn.Module):
+        def forward(self, inputs):
+            time.sleep(0.02)
+            return torch.full_like(inputs[:, :1], 0.5)
+
+    assert attribute(Sleepy(0.0), x, SleepyLan(), batch_size=2).seconds >= 0.04
+    fit = attribute(Sleepy(0.0), x, "sample_masks", beta=1.0, steps=3,
+                    callback=lambda step, masks: time.sleep(0.02))
+    assert fit.seconds >= 0.06  # the whole fit: each of its 3 steps
