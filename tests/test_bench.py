@@ -4,6 +4,8 @@ Only that the rows exist is checked, never their speed: timings depend on the ma
 """
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ from torch import nn
 
 import lanlib
 from lanlib import bench, noise
+from lanlib.bench import measure, quality, report, speed
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +44,8 @@ def test_smoke_has_every_row(smoke):
         assert batches["1"]["ratio_to_batch_1"] == 1
         assert all(row["masks_per_second"] > 0 for row in batches.values())
         variants = results["accelerations"][name]["variants"]
-        assert {"plain", "channels_last", "amp_bf16", *bench.NAIVE} <= set(variants)
-        for naive in bench.NAIVE:  # the same computation as fit_sample_masks, only slower
+        assert {"plain", "channels_last", "amp_bf16", *speed.NAIVE} <= set(variants)
+        for naive in speed.NAIVE:  # the same computation as fit_sample_masks, only slower
             assert variants[naive]["objective"] == pytest.approx(variants["plain"]["objective"],
                                                                  abs=1e-4)
         conv = results["convergence"][name]
@@ -66,7 +69,7 @@ def test_smoke_has_every_row(smoke):
 
 
 def test_table_names_every_section(smoke):
-    text = bench.table(smoke[0])
+    text = report.table(smoke[0])
     for title in ("throughput", "optional arguments", "convergence", "amortised", "methods",
                   "FLOP rate", "goals"):
         assert title in text
@@ -77,6 +80,34 @@ def test_unknown_setting_is_rejected():
         bench.run("huge")
     with pytest.raises(SystemExit):
         bench.main(["--out", "x.txt"])
+
+
+def test_the_command_line_answers_help():
+    done = subprocess.run([sys.executable, "-m", "lanlib.bench", "--help"], capture_output=True,
+                          text=True, check=True)
+    assert "--setting {full,quick,smoke}" in done.stdout
+
+
+def test_smoke_trains_in_a_scratch_folder(smoke):
+    results, _ = smoke
+    assert not any(info["loaded"] for name, info in results["subjects"].items()
+                   if name != "imagenet")
+    assert results["amortised"]["mnist"]["lan"]["loaded"] is False
+
+
+def test_unknown_device_subject_or_section_is_rejected():
+    with pytest.raises(ValueError, match="unknown device"):
+        bench.run("smoke", "tpu:x")
+    with pytest.raises(ValueError, match="unknown subjects"):
+        bench.run("smoke", "cpu", subjects=["svhn"])
+    with pytest.raises(ValueError, match="unknown sections"):
+        bench.run("smoke", "cpu", sections=["speed"])
+
+
+def test_rounded_keeps_significant_digits():
+    assert measure.rounded(123.456) == 123.5
+    assert measure.rounded(0.00123456, 3) == 0.00123
+    assert measure.rounded(0.0) == 0.0 and measure.rounded(float("inf")) == float("inf")
 
 
 def test_matched_time_interpolates_in_log_time():
@@ -90,7 +121,7 @@ def test_matched_time_interpolates_in_log_time():
         {"method": "Captum Occlusion", "label": "c", "seconds_per_image": 1000.0,
          "deletion_auc": 0.1},
     ]
-    rows = bench.matched_time(points, ["Captum Occlusion"])
+    rows = quality.matched_time(points, ["Captum Occlusion"])
     assert rows[0]["sample_masks_auc_at_same_time"] == pytest.approx(0.3)
     assert rows[0]["sample_masks_lower"] is False
     assert rows[1]["sample_masks_auc_at_same_time"] is None  # faster than any snapshot
@@ -98,9 +129,9 @@ def test_matched_time_interpolates_in_log_time():
 
 
 def test_checkpoints_and_steps_to_threshold():
-    assert bench._checkpoints(300) == [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300]
-    assert bench._steps_to([(1, 3.0), (10, 1.0), (100, 0.5)], 1.0) == 10
-    assert bench._steps_to([(1, 3.0)], 1.0) is None
+    assert quality.checkpoints(300) == [1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300]
+    assert quality.steps_to([(1, 3.0), (10, 1.0), (100, 0.5)], 1.0) == 10
+    assert quality.steps_to([(1, 3.0)], 1.0) is None
 
 
 # ------------------------------------------------------------ fit_sample_masks speed options
