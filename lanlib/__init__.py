@@ -13,14 +13,18 @@ Main entry points:
 - :func:`corrupt` (Eq. 2), :func:`objective` (Eqs. 3-4);
 - :func:`fit_lan`: train an amortised mask network (Eq. 3);
 - :func:`fit_sample_masks`: fit one mask per input, batched (Eq. 4);
+- :func:`attribute`: any explanation method asked for in one way (Captum's, sample
+  masks, a trained LAN), timed per image; :class:`LatentAttention`: sample masks behind
+  Captum's interface (both from :mod:`lanlib.attribution`);
 - :mod:`lanlib.noise`: constant, bootstrapped and uniform noise;
 - :mod:`lanlib.nets` (mask networks), :mod:`lanlib.train` (classifiers),
   :mod:`lanlib.metrics` (AUROC, agreement, deletion curves), :mod:`lanlib.data`,
   :mod:`lanlib.cache`.
 """
 
-from . import book, cache, data, losses, metrics, nets, noise, plot, toy, train
+from . import attribution, book, cache, data, losses, metrics, nets, noise, plot, train
 from ._version import __version__
+from .attribution import LatentAttention, attribute
 from .core import corrupt, frozen, importance, objective, upsample_mask
 from .fit import fit_lan, fit_sample_masks, fit_sample_masks_over_beta
 from .loop import History, seeded
@@ -28,6 +32,9 @@ from .loop import History, seeded
 __all__ = [
     "__version__",
     "History",
+    "LatentAttention",
+    "attribute",
+    "attribution",
     "book",
     "cache",
     "corrupt",
@@ -44,7 +51,6 @@ __all__ = [
     "objective",
     "plot",
     "seeded",
-    "toy",
     "train",
     "upsample_mask",
 ]
