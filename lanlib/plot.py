@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .core import upsample_mask
+
 if TYPE_CHECKING:  # matplotlib is imported lazily, when a figure is drawn
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -42,10 +44,12 @@ __all__ = [
     "OKABE_ITO",
     "as_numpy",
     "axes_grid",
+    "mask_explorer",
     "new_figure",
     "outline",
     "plot_beta_sweep",
     "plot_history",
+    "plot_perturbation_curves",
     "show_images",
     "show_masks",
     "root_figure",
@@ -290,8 +294,9 @@ def show_images(
     """A grid of grey images on one shared scale, with one labelled colour bar.
 
     Args:
-        images (Tensor (R, K, C, H, W), (K, C, H, W), or a list of rows of ``(H, W)`` /
-            ``(1, H, W)`` tensors): ``R`` rows of ``K`` images (one row for a 4-D tensor).
+        images (Tensor or list): ``(R, K, C, H, W)``, ``(K, C, H, W)``, or a list of rows
+            of ``(H, W)`` / ``(1, H, W)`` tensors: ``R`` rows of ``K`` images (one row for a
+            4-D tensor).
         titles (sequence of str, optional): one title per panel, row by row.
         row_labels (sequence of str, optional): one label per row, left of it.
         ax (array of Axes, optional): ``R x K`` axes to draw into. Default: a new figure.
@@ -424,3 +429,107 @@ def plot_beta_sweep(
     if title is not None:
         ax.set_title(title)
     return root_figure(ax)
+
+
+def plot_perturbation_curves(curves: Mapping[str, Mapping[str, dict]], *, ax=None) -> Figure:
+    """Deletion and insertion curves of several importance maps, mean over inputs, with areas.
+
+    Args:
+        curves (mapping str -> mapping mode -> dict): for each method, the results of
+            :func:`lanlib.metrics.perturbation_curve` for ``"deletion"`` and/or
+            ``"insertion"``.
+        ax (sequence of Axes, optional): one per mode present. Default: a new figure.
+
+    Returns:
+        matplotlib.figure.Figure: the figure drawn into.
+
+    Example:
+        >>> curve = {"fractions": torch.linspace(0, 1, 3), "probs": torch.rand(4, 3),
+        ...          "auc": torch.rand(4)}
+        >>> len(plot_perturbation_curves({"LAN": {"deletion": curve}}).axes)
+        1
+    """
+    modes = [m for m in ("deletion", "insertion") if any(m in c for c in curves.values())]
+    grid = axes_grid(ax, 1, len(modes), size=(4.2, 3.2))[0]
+    styles = ("-", "--", ":", "-.")
+    for a, mode in zip(grid, modes, strict=True):
+        for r, (name, result) in enumerate(curves.items()):
+            if mode not in result:
+                continue
+            res = result[mode]
+            auc = float(res["auc"].mean())
+            a.plot(as_numpy(res["fractions"]), as_numpy(res["probs"].mean(dim=0)),
+                   color=OKABE_ITO[r % len(OKABE_ITO)], linestyle=styles[r % len(styles)],
+                   linewidth=1.8, label=f"{name} (area {auc:.3f})")
+        word = "replaced by noise" if mode == "deletion" else "restored from noise"
+        a.set_xlabel(f"fraction of the most important pixels {word}")
+        a.set_ylabel("probability of the original class")
+        a.set_title(f"{mode} ({'lower' if mode == 'deletion' else 'higher'} area is better)")
+        a.set_ylim(0, 1)
+        a.grid(alpha=0.3)
+        a.legend(fontsize="small")
+    return root_figure(grid[0])
+
+
+def mask_explorer(images: torch.Tensor, masks: torch.Tensor, betas: Sequence[float],
+                  names: Sequence[str], *, notes=None, cmap: str = IMPORTANCE_CMAP):
+    """An interactive picker: choose an image and a beta, see its importance map.
+
+    Every (beta, image) panel is rendered once, as a PNG, when the widget is built, so
+    the widget keeps working in a static page that saved its state (it shows the
+    panel selected when the page was built).
+
+    Args:
+        images (Tensor (N, 3, H, W)): images in [0, 1].
+        masks (Tensor (B, N, C', H', W')): ``masks[b, i]``, the mask of image i at
+            ``betas[b]``; shown at the image's size.
+        betas (sequence of float (B,)): the betas.
+        names (sequence of str (N,)): a name per image.
+        notes (Tensor (B, N) of float, optional): a number shown over each panel, the
+            output agreement of that mask (:func:`lanlib.metrics.output_agreement`).
+        cmap (str): colour map of the importance. Default "viridis".
+
+    Returns:
+        ipywidgets.VBox: the picker (a row of an image and a beta chooser, then the panel).
+
+    Example:
+        >>> widget = mask_explorer(torch.rand(2, 3, 8, 8), torch.rand(1, 2, 1, 4, 4), [1.0],
+        ...                        ["a", "b"])
+        >>> bytes(widget.children[1].value)[:4]  # the panel shown, a PNG
+        b'\x89PNG'
+    """
+    import io
+
+    import ipywidgets as widgets
+
+    pngs = {}
+    for b, beta in enumerate(betas):
+        for i in range(len(images)):
+            full = upsample_mask(masks[b, i : i + 1].float(), images[i : i + 1])[0]
+            fig = new_figure((4.4, 2.3))
+            ax = fig.subplots(1, 2)
+            ax[0].imshow(images[i].cpu().permute(1, 2, 0).clamp(0, 1).numpy())
+            shown = ax[1].imshow(_plane(full), cmap=cmap, vmin=0, vmax=1)
+            fig.colorbar(shown, ax=ax[1], label=IMPORTANCE_LABEL)
+            title = f"β = {beta:g}"
+            if notes is not None:
+                title += f", agreement {float(notes[b, i]):.2f}"
+            ax[1].set_title(title, fontsize="small")
+            ax[0].set_title(names[i], fontsize="small")
+            for a in ax:
+                a.axis("off")
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=80)
+            pngs[b, i] = buf.getvalue()
+    picture = widgets.Image(value=pngs[0, 0], format="png")
+    beta_pick = widgets.SelectionSlider(options=[(f"{b:g}", k) for k, b in enumerate(betas)],
+                                        value=0, description="β")
+    image_pick = widgets.Dropdown(options=[(n, k) for k, n in enumerate(names)], value=0,
+                                  description="image")
+
+    def redraw(_=None):
+        picture.value = pngs[beta_pick.value, image_pick.value]
+
+    beta_pick.observe(redraw, names="value")
+    image_pick.observe(redraw, names="value")
+    return widgets.VBox([widgets.HBox([image_pick, beta_pick]), picture])

@@ -355,6 +355,12 @@ def test_imagenet_fallback_photos(root, capsys):
     assert "not found" in capsys.readouterr().out
 
 
+def test_package_photos():
+    photos, names = data.package_photos(48)
+    assert photos.shape == (len(names), 3, 48, 48) and names[:2] == ["china", "flower"]
+    assert float(photos.min()) >= 0 and float(photos.max()) <= 1
+
+
 def test_imagenet_partial_set_is_an_error(root, mirror_dir):
     (root / "imagenet-samples").mkdir(parents=True)
     shutil.copy(mirror_dir / "imagenet-samples" / "imagenet_00_243.jpg", root / "imagenet-samples")

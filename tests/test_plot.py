@@ -142,3 +142,18 @@ def test_outline_draws_the_border_of_the_truth():
     plot.outline(ax, truth)
     (lines,) = ax.collections
     assert len(lines.get_segments()) == 8  # a 2x2 block has 8 unit edges on its border
+
+
+def test_plot_perturbation_curves_and_mask_explorer():
+    curve = {"fractions": torch.linspace(0, 1, 3), "probs": torch.rand(4, 3),
+             "auc": torch.rand(4)}
+    fig = plot.plot_perturbation_curves({"m": {"deletion": curve, "insertion": curve},
+                                         "only deletion": {"deletion": curve}})
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2 and len(fig.axes[1].lines) == 1
+    widget = plot.mask_explorer(torch.rand(2, 3, 8, 8), torch.rand(2, 2, 1, 4, 4), [1.0, 2.0],
+                                ["x", "y"], notes=torch.rand(2, 2))
+    picture = widget.children[1]
+    first = bytes(picture.value)
+    assert first.startswith(b"\x89PNG")
+    widget.children[0].children[1].value = 1  # the second beta
+    assert bytes(picture.value) != first

@@ -15,15 +15,24 @@ Example:
 
 from ._files import CorruptFileError, DataNotFoundError, UnsafeArchiveError, data_root
 from .cifar import CIFAR10_CLASSES, load_cifar10
-from .imagenet import imagenet_class_names, load_imagenet_samples
+from .imagenet import imagenet_class_names, load_imagenet_samples, package_photos
 from .mnist import load_mnist
 from .newsgroups import load_newsgroups
-from .translated import allowed_positions, load_translated_mnist, translate_digits
+from .translated import (
+    TranslatedStream,
+    allowed_positions,
+    load_translated_mnist,
+    place_everywhere,
+    shrink_digits,
+    translate_digits,
+    translated_loader,
+)
 
 __all__ = [
     "CIFAR10_CLASSES",
     "CorruptFileError",
     "DataNotFoundError",
+    "TranslatedStream",
     "UnsafeArchiveError",
     "allowed_positions",
     "data_root",
@@ -33,5 +42,9 @@ __all__ = [
     "load_mnist",
     "load_newsgroups",
     "load_translated_mnist",
+    "package_photos",
+    "place_everywhere",
+    "shrink_digits",
     "translate_digits",
+    "translated_loader",
 ]

@@ -1,9 +1,10 @@
-"""A handful of ImageNet photos and the 1000 ImageNet-1k class names.
+"""A handful of ImageNet photos, photos that ship inside packages, and the ImageNet-1k class names.
 
 The photos are ``imagenet-samples/imagenet_NN_CLASS.jpg`` (20 files, ``CLASS`` is
 the ImageNet-1k class index), looked for in the data root, then in
 ``$LANLIB_DATA_MIRROR``; there is no download source. When none of them is found,
-photos that ship inside installed packages are used instead, with label -1.
+photos that ship inside installed packages (:func:`package_photos`) are used
+instead, with label -1.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import re
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from ._checksums import KNOWN_SHA256
 from ._files import candidate_paths, data_root, find_file, notice_once
 
-__all__ = ["imagenet_class_names", "load_imagenet_samples"]
+__all__ = ["imagenet_class_names", "load_imagenet_samples", "package_photos"]
 
 _SAMPLES = tuple(sorted(rel for rel in KNOWN_SHA256 if rel.startswith("imagenet-samples/")))
 _SAMPLE_NAME = re.compile(r"imagenet_\d+_(\d+)")
@@ -38,15 +40,52 @@ def imagenet_class_names() -> list[str]:
 
 
 def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize uint8 ``(3, H, W)`` to shorter side ``size``, centre-crop, scale to [0, 1]."""
+    """Resize uint8 ``(3, H, W)`` to shorter side ``size``, centre-crop, scale to [0, 1].
+
+    torchvision resizes the uint8 image itself, so the pixels are rounded to integers
+    before they are scaled (the sample photos; :func:`package_photos` resizes in float).
+    """
     from torchvision.transforms.v2 import functional as TF
 
     image = TF.center_crop(TF.resize(image, [size], antialias=True), [size, size])
     return image.float().div_(255)
 
 
-def _package_photos() -> list[tuple[str, torch.Tensor]]:
-    """Photos shipped with scikit-image (if installed) and scikit-learn, as uint8 ``(3, H, W)``."""
+def _square_float(image: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` -> float ``(3, size, size)`` in [0, 1], resized in floating point.
+
+    The shorter side becomes ``size`` (bilinear, antialiased, the longer side rounded),
+    then the centre is cropped. Unlike :func:`_square`, the pixels are not rounded to
+    integers after resizing.
+    """
+    image = image.float().div(255).unsqueeze(0)
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    image = F.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (new[0] - size) // 2, (new[1] - size) // 2
+    return image[0, :, top:top + size, left:left + size].clamp(0, 1)
+
+
+def package_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
+    """Photos that ship inside installed packages, resized and centre-cropped to squares.
+
+    Always scikit-learn's ``china`` and ``flower`` (``load_sample_image``); also
+    scikit-image's ``astronaut``, ``chelsea`` (a cat), ``coffee`` and ``rocket`` when
+    scikit-image is installed. None of them needs a download, and none has an
+    ImageNet label.
+
+    Args:
+        size (int): the side of the square output. Default 224.
+
+    Returns:
+        tuple[Tensor (N, 3, size, size) in [0, 1], list[str]]: the photos and their names.
+
+    Example:
+        >>> photos, names = package_photos(64)
+        >>> photos.shape[1:], names[:2]
+        (torch.Size([3, 64, 64]), ['china', 'flower'])
+    """
     from sklearn.datasets import load_sample_image
 
     arrays = [(Path(name).stem, load_sample_image(name)) for name in _SKLEARN_PHOTOS]
@@ -56,7 +95,9 @@ def _package_photos() -> list[tuple[str, torch.Tensor]]:
         pass
     else:
         arrays += [(name, getattr(skimage_data, name)()) for name in _SKIMAGE_PHOTOS]
-    return [(name, torch.from_numpy(array.copy()).permute(2, 0, 1)) for name, array in arrays]
+    photos = [_square_float(torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1), size)
+              for _, array in arrays]
+    return torch.stack(photos), [name for name, _ in arrays]
 
 
 def load_imagenet_samples(
@@ -67,10 +108,10 @@ def load_imagenet_samples(
 
     Each photo is resized so that its shorter side is ``size`` (antialiased), then
     centre-cropped to ``size x size``. If none of the 20 sample files is found in
-    the data root or the mirror, the loader falls back to photos shipped with
-    scikit-learn (``china``, ``flower``) and, if installed, scikit-image
-    (``astronaut``, ``chelsea``, ``coffee``, ``rocket``), labelled -1 (unknown
-    class); a one-line note says so.
+    the data root or the mirror, the loader falls back to :func:`package_photos`:
+    photos shipped with scikit-learn (``china``, ``flower``) and, if installed,
+    scikit-image (``astronaut``, ``chelsea``, ``coffee``, ``rocket``), labelled -1
+    (unknown class); a one-line note says so.
 
     Args:
         root (str | PathLike | None): data root; default :func:`~lanlib.data.data_root`.
@@ -102,15 +143,13 @@ def load_imagenet_samples(
         names = [path.stem for path in paths]
         labels = [int(_SAMPLE_NAME.fullmatch(name).group(1)) for name in names]
         photos = [decode_image(read_file(str(path)), mode=ImageReadMode.RGB) for path in paths]
+        images = torch.stack([_square(photo, size) for photo in photos])
     else:
         looked = ", ".join(str(path.parent) for path in candidate_paths(_SAMPLES[0], root))
         notice_once(
             f"ImageNet sample photos not found (looked in {looked}); using photos shipped "
             "with scikit-learn/scikit-image instead, with label -1 (unknown class)."
         )
-        named_photos = _package_photos()
-        names = [name for name, _ in named_photos]
-        photos = [photo for _, photo in named_photos]
+        images, names = package_photos(size)
         labels = [-1] * len(names)
-    images = torch.stack([_square(photo, size) for photo in photos])
     return images, torch.tensor(labels, dtype=torch.int64), names

@@ -1,4 +1,4 @@
-"""Pretrained ImageNet classifiers that take images in [0, 1], and photos to explain.
+"""Pretrained ImageNet classifiers that take images in [0, 1].
 
 The chapter ``notebooks/05_imagenet`` fits sample-specific masks (Eq. 4) to these
 networks with uniform noise, as the paper's Appendix F does for Inception.
@@ -10,9 +10,9 @@ networks with uniform noise, as the paper's Appendix F does for Inception.
   (the architecture comes from ``efficientnet-lite-pytorch``; the network expects inputs
   scaled to [-1, 1]). ``"googlenet"`` (torchvision's GoogLeNet, the Inception network of
   the paper) needs its weights downloaded once, so it needs internet.
-- :func:`package_photos`: natural photos that ship inside installed packages
-  (scikit-learn always; scikit-image when installed).
-- :func:`top_k`: the top predictions with their class names.
+
+The photos to explain come from :mod:`lanlib.data` (:func:`~lanlib.data.load_imagenet_samples`,
+:func:`~lanlib.data.package_photos`).
 
 Example:
     >>> import torch
@@ -25,10 +25,9 @@ Example:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MODELS", "PixelSpaceClassifier", "load_classifier", "package_photos", "top_k"]
+__all__ = ["MODELS", "PixelSpaceClassifier", "load_classifier"]
 
 #: The networks :func:`load_classifier` knows, with the input size they were trained at.
 MODELS = {"efficientnet_lite0": 224, "googlenet": 224}
@@ -138,68 +137,3 @@ def load_classifier(model: str = "efficientnet_lite0", *,
         raise ValueError(f"unknown model {model!r}; use one of {sorted(MODELS)}")
     return PixelSpaceClassifier(net, mean, std, name=model, input_size=MODELS[model],
                                 channels_last=channels_last).eval()
-
-
-def _square(image: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``(3, H, W)`` -> float ``(3, size, size)`` in [0, 1]: shorter side, centre crop."""
-    image = image.float().div(255).unsqueeze(0)
-    h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    image = F.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    return image[0, :, top:top + size, left:left + size].clamp(0, 1)
-
-
-def package_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
-    """Photos that ship inside installed packages, resized and centre-cropped to squares.
-
-    Always scikit-learn's ``china`` and ``flower`` (``load_sample_image``); also
-    scikit-image's ``astronaut``, ``chelsea`` (a cat), ``coffee`` and ``rocket`` when
-    scikit-image is installed. None of them needs a download.
-
-    Args:
-        size (int): the side of the square output. Default 224.
-
-    Returns:
-        tuple[Tensor (N, 3, size, size) in [0, 1], list[str]]: the photos and their names.
-
-    Example:
-        >>> photos, names = package_photos(64)
-        >>> photos.shape[1:], names[:2]
-        (torch.Size([3, 64, 64]), ['china', 'flower'])
-    """
-    from sklearn.datasets import load_sample_image
-
-    arrays = [(name, load_sample_image(f"{name}.jpg")) for name in ("china", "flower")]
-    try:
-        from skimage import data
-    except ImportError:
-        pass
-    else:
-        arrays += [(name, getattr(data, name)()) for name in
-                   ("astronaut", "chelsea", "coffee", "rocket")]
-    photos = [_square(torch.from_numpy(a[..., :3].copy()).permute(2, 0, 1), size)
-              for _, a in arrays]
-    return torch.stack(photos), [name for name, _ in arrays]
-
-
-@torch.no_grad()
-def top_k(logits: torch.Tensor, class_names, k: int = 5) -> list[list[tuple[str, float]]]:
-    """The ``k`` most probable classes of each row of ``logits``, with their probabilities.
-
-    Args:
-        logits (Tensor (N, C)): the classifier's outputs.
-        class_names (sequence of str (C,)): the name of each class.
-        k (int): how many. Default 5.
-
-    Returns:
-        list of N lists of ``(name, probability)``, most probable first.
-
-    Example:
-        >>> top_k(torch.tensor([[0.0, 2.0, 1.0]]), ["a", "b", "c"], k=2)[0][0][0]
-        'b'
-    """
-    probs, index = logits.softmax(dim=1).topk(k, dim=1)
-    return [[(class_names[int(i)], float(p)) for p, i in zip(row_p, row_i, strict=True)]
-            for row_p, row_i in zip(probs, index, strict=True)]
