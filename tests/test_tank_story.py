@@ -1,4 +1,4 @@
-"""Tests of the tank scenes (lanlib.data.tank) and the tank classifier (lanlib.models.tank)."""
+"""Tests of the tank chapter's module (lanlib.chapters.tank_story): scenes, recipes, figures."""
 
 from dataclasses import replace
 
@@ -7,11 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from lanlib.data import tank
-from lanlib.models.tank import (
-    CoarseMaskNet,
-    ConvMaskNet,
-    TankCNN,
+from lanlib import fit_lan, seeded
+from lanlib.chapters import tank_story as tank
+from lanlib.chapters.tank_story import (
     default_config,
     lan_config,
     load_tank_cnn,
@@ -19,6 +17,10 @@ from lanlib.models.tank import (
     plot_says_tank,
     says_tank,
 )
+from lanlib.models.tank import TankCNN
+from lanlib.nets import CoarseMaskNet, ConvMaskNet
+from lanlib.noise import bootstrap
+from lanlib.train import train_classifier
 
 matplotlib.use("Agg")
 
@@ -174,18 +176,17 @@ def test_plot_scenes_returns_a_figure(scenes):
 # ----------------------------------------------------------------------------- the models
 
 
-def test_cnn_and_coarse_lan_shapes():
+def test_cnn_shapes_and_bad_configs():
     x = torch.rand(3, 3, SIZE, SIZE)
     assert TankCNN(width=4)(x).shape == (3, 2)
-    for lan in (CoarseMaskNet((3, SIZE, SIZE), hidden=(8,), mask_size=8), ConvMaskNet(4)):
-        m = lan(x)
-        assert m.shape == (3, 1, SIZE, SIZE) and m.min() >= 0 and m.max() <= 1
     with pytest.raises(ValueError):
         TankCNN(width=0)
     with pytest.raises(ValueError):
         default_config(widht=3)
     with pytest.raises(ValueError):
         lan_config(default_config(), kind="rnn")
+    with pytest.raises(ValueError):
+        lan_config(default_config(), depth=3)
 
 
 class _CloudReader(nn.Module):
@@ -207,16 +208,101 @@ def test_says_tank_tabulates_by_tank_and_clouds(scenes):
 def test_cnn_and_lan_are_trained_once_then_loaded(tmp_path, capsys):
     config = default_config(size=SIZE, n_train=64, width=2, steps=3, batch_size=16)
     model, loaded = load_tank_cnn(config, root=tmp_path)
-    assert not loaded and not model.training
+    assert not loaded and not model.training and isinstance(model, TankCNN)
     again, loaded = load_tank_cnn(config, root=tmp_path)
     assert loaded
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                   again.state_dict().values(), strict=True))
-    lan, loaded = load_tank_lan(lan_config(config, hidden=[4], mask_size=8, steps=2,
-                                           batch_size=16), model, root=tmp_path)
-    assert not loaded
+    other, loaded = load_tank_cnn({**config, "cloud_given_tank": 0.5}, root=tmp_path)
+    assert not loaded, "a new training set is a new network"
+    mlp = lan_config(config, hidden=[4], mask_size=8, steps=2, batch_size=16)
+    lan, loaded = load_tank_lan(mlp, model, root=tmp_path)
+    assert isinstance(lan, CoarseMaskNet) and not loaded and not lan.training
     assert lan(torch.rand(2, 3, SIZE, SIZE)).shape == (2, 1, SIZE, SIZE)
+    pool = tank.training_scenes(config).images
+    again, loaded = load_tank_lan(mlp, model, pool=pool, root=tmp_path)
+    assert loaded
+    assert all(torch.equal(a, b) for a, b in zip(lan.state_dict().values(),
+                                                  again.state_dict().values(), strict=True))
     conv, loaded = load_tank_lan(lan_config(config, kind="conv", width=2, steps=2,
                                             batch_size=16), model, root=tmp_path)
     assert isinstance(conv, ConvMaskNet) and not loaded
-    assert "trained tank_cnn" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "trained tank_cnn" in out and "loaded tank_lan" in out
+
+
+def test_the_cache_trains_what_the_old_recipe_trained(tmp_path):
+    """Same seeds, same computation as by hand: the training scenes, the seeded builds."""
+    config = default_config(size=SIZE, n_train=64, width=2, steps=3, batch_size=16, seed=4)
+    model, _ = load_tank_cnn(config, root=tmp_path)
+    with seeded(4):
+        by_hand = TankCNN(width=2)
+    scenes = tank.training_scenes(config)
+    train_classifier(by_hand, (scenes.images, scenes.labels), steps=3, lr=config["lr"],
+                     batch_size=16, seed=4, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  by_hand.state_dict().values(), strict=True))
+    config_lan = lan_config(config, kind="conv", width=2, steps=2, batch_size=16, seed=5)
+    lan, _ = load_tank_lan(config_lan, model, root=tmp_path)
+    with seeded(5):
+        lan_by_hand = ConvMaskNet(width=2)
+    fit_lan(model, lan_by_hand, scenes.images, bootstrap(scenes.images), beta=1.0, steps=2,
+            lr=config_lan["lr"], batch_size=16, seed=5, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(lan.state_dict().values(),
+                                                  lan_by_hand.state_dict().values(), strict=True))
+
+
+# ----------------------------------------------------------------------------- the comparison
+
+
+def test_versus_average(scenes):
+    regions = {k: scenes.masks[k] for k in ("cloud", "tank")}
+    own, avg = tank.versus_average(scenes.masks["cloud"].float() + 0.1, regions)
+    assert set(own) == set(avg) == {"cloud", "tank", "rest", "auroc_cloud", "auroc_tank"}
+    assert own["cloud"] > avg["cloud"] and own["auroc_cloud"] == 1.0
+    flat = torch.full((len(scenes), 1, SIZE, SIZE), 0.3)  # the same map for every scene
+    own, avg = tank.versus_average(flat, regions)
+    assert own == pytest.approx(avg)
+
+
+def test_captum_maps_cover_every_method(scenes):
+    pytest.importorskip("captum")
+    maps = tank.captum_maps(TankCNN(width=2), scenes.images[:4], scenes.images, ig_steps=4,
+                            occlusion_window=8, occlusion_stride=8, ablation_patch=8, seed=0)
+    assert list(maps) == list(tank.CAPTUM_METHODS)
+    assert all(a.maps.shape == (4, 1, SIZE, SIZE) for a in maps.values())
+
+
+# ----------------------------------------------------------------------------- tables and figures
+
+
+def test_markdown_table():
+    text = tank.markdown_table({"a": {"x": 0.123, "y": 2}, "b": {"x": 1.0}},
+                               {"x": "share", "y": "count"}, digits=1)
+    assert text.splitlines() == ["| method | share | count |", "|---|---:|---:|",
+                                 "| a | 0.1 | 2 |", "| b | 1.0 |  |"]
+    with pytest.raises(ValueError, match="empty"):
+        tank.markdown_table({})
+
+
+def test_html_table_escapes_and_aligns():
+    text = tank.html_table({"a<b": {"x": 0.123}}, {"x": "share & more"}, digits=1)
+    assert "<td style=\"text-align:left\">a&lt;b</td>" in text
+    assert "share &amp; more" in text and ">0.1<" in text
+    assert text.startswith("<table>") and text.endswith("</table>")
+
+
+def test_score_figures():
+    cloud = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    cloud[:, 0, 0, :] = True
+    objects = {"cloud": cloud, "tank": torch.zeros_like(cloud)}
+    scores = {"m1": {"cloud": 0.5, "tank": 0.1}, "m2": {"cloud": 0.2, "tank": 0.3}}
+    fig = tank.plot_scores(scores, {"cloud": "cloud share", "tank": "tank share"},
+                           times={"m1": 0.01, "m2": 1.0}, reference={"cloud": 0.25})
+    assert len(fig.axes) == 2
+    assert len(tank.plot_scores(scores, {"cloud": "cloud share"}).axes) == 1
+    images = torch.rand(2, 3, 4, 4)
+    fig = tank.show_objects(images, objects, {"a": torch.rand(2, 1, 4, 4),
+                                              "b": torch.rand(2, 3, 4, 4)},
+                            colours=tank.OBJECT_COLOURS)
+    assert len(fig.axes) == 2 * 3 + 1  # the panels and one colour bar
