@@ -1,81 +1,68 @@
-"""Bags of words for the 20 Newsgroups chapter: tokens, a vocabulary, count vectors, tables.
+"""Chapter 04, 20 Newsgroups: which words a bag-of-words classifier attends to.
 
-The pipeline from raw posts to the count vectors a bag-of-words classifier reads:
+The chapter ``notebooks/04_newsgroups`` explains a Deep Averaging Network
+(:class:`lanlib.models.dan.DAN`) that reads the count vectors of
+:class:`lanlib.data.newsgroups.BagOfWords`. This module holds what it measures on
+word importances (``1 - mask``), its tables and its figures:
 
-1. :func:`tokenize`: lower-case, split into runs of letters and digits, keep
-   tokens of two or more characters that contain a letter, drop stop words
-   (:func:`stop_words` is scikit-learn's English list).
-2. :class:`Vocabulary`: the most frequent training words; every other word maps
-   to one shared ``<unk>`` entry (index 0), so rare words still count.
-3. :class:`BagOfWords`: the documents' counts, held sparse and handed out as dense
-   float rows (a map-style ``Dataset``), so that a 20,000-word vocabulary does not
-   need a dense matrix of all documents in memory.
-
-Then the measurements the chapter makes on word importances (``1 - mask``):
-:func:`top_words`, :func:`tfidf`, :func:`delete_top_words` and
-:func:`deletion_flip_rate` (faithfulness: delete a document's most important
-words, does the prediction change?), :func:`rank_agreement` (do two explanations
-rank a document's words alike?) and :func:`class_top_words`. Finally the HTML
-tables of the chapter: :func:`top_words_table` and :func:`class_words_table`
-highlight words in bold on a light blue background (readable in a light theme and
-for colour-blind readers, since the cue is weight and lightness, not hue).
+- scores: :func:`predict_bags` (a model over all documents of a bag of words),
+  :func:`tfidf` (a ranking that knows nothing about the model), :func:`top_words`;
+- faithfulness: :func:`delete_top_words` and :func:`deletion_flip_rate` (delete a
+  document's most important words: does the prediction change?);
+- agreement: :func:`rank_agreement` (do two explanations rank a document's words
+  alike?) and :func:`class_top_words` (which words a class's top lists share);
+- tables: :func:`pick_post` (the post a table shows), :func:`post_table`,
+  :func:`top_words_table` and :func:`class_words_table`, in HTML; they highlight words
+  in bold on a light blue background (readable in a light theme and for colour-blind
+  readers, since the cue is weight and lightness, not hue);
+- figures: :func:`plot_accuracy_by_group`, :func:`plot_importance_by_presence`,
+  :func:`plot_flip_rates` and :func:`plot_rank_agreement`.
 
 Example:
-    >>> docs = ["The rocket launch was delayed.", "Rocket engines and launch pads."]
-    >>> tokens = [tokenize(d, stop_words()) for d in docs]
-    >>> tokens[0]
-    ['rocket', 'launch', 'delayed']
-    >>> vocab = Vocabulary.build(tokens, max_size=2)
-    >>> vocab.words
-    ['<unk>', 'launch', 'rocket']
-    >>> bow = BagOfWords.from_tokens(tokens, vocab)
-    >>> bow.dense()
-    tensor([[1., 1., 1.],
-            [2., 1., 1.]])
-
-The chapter ``notebooks/04_newsgroups`` uses all of it.
+    >>> counts = torch.tensor([[3.0, 0.0, 1.0, 2.0]])
+    >>> scores = torch.tensor([[0.1, 9.0, 0.5, 0.3]])
+    >>> top_words(scores, 2, counts).tolist()  # word 1 is not in the document
+    [[2, 3]]
+    >>> delete_top_words(counts, scores, 2).tolist()
+    [[3.0, 0.0, 0.0, 0.0]]
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
-import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
-from .loop import resolve_device
-from .plot import MARKERS, OKABE_ITO, new_figure, root_figure
+from ..data.newsgroups import UNK, BagOfWords, Vocabulary
+from ..loop import resolve_device
+from ..metrics import correlation
+from ..plot import MARKERS, OKABE_ITO, new_figure, root_figure
+from ..train import predict
 
 __all__ = [
-    "UNK",
-    "BagOfWords",
-    "Vocabulary",
+    "HIGHLIGHT_STYLE",
     "class_top_words",
     "class_words_table",
     "delete_top_words",
     "deletion_flip_rate",
     "highlight",
+    "pick_post",
+    "plot_accuracy_by_group",
     "plot_flip_rates",
     "plot_importance_by_presence",
+    "plot_rank_agreement",
+    "post_table",
     "predict_bags",
     "rank_agreement",
-    "stop_words",
     "tfidf",
-    "tokenize",
     "top_words",
     "top_words_table",
 ]
-
-#: The vocabulary entry that stands for every word outside the vocabulary.
-UNK = "<unk>"
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-_LETTER = re.compile(r"[a-z]")
 
 #: Inline style of a highlighted word: bold, dark blue on light blue (contrast ratio > 10).
 HIGHLIGHT_STYLE = (
@@ -89,244 +76,28 @@ _TABLE_STYLE = (
 )
 _CELL_STYLE = "border:1px solid #bbb;padding:6px 8px;vertical-align:top;text-align:left"
 _HEAD_STYLE = _CELL_STYLE + ";background:#f2f2f2;font-weight:600;white-space:nowrap"
+_CAPTION_STYLE = "caption-side:top;text-align:left;font-weight:600;color:#111;padding:4px 0"
 
 
-# ----------------------------------------------------------------------------- tokens
+# ----------------------------------------------------------------------------- scores
 
 
-def stop_words(extra: Iterable[str] = ()) -> frozenset[str]:
-    """scikit-learn's English stop-word list (318 words), plus ``extra``.
-
-    The paper removes stop words before building the bag of words; this is the
-    list scikit-learn uses for ``CountVectorizer(stop_words="english")``.
-
-    Args:
-        extra (iterable of str): further words to drop. Default none.
-
-    Returns:
-        frozenset of str: lower-case stop words.
-
-    Raises:
-        ImportError: scikit-learn is not installed (``pip install scikit-learn``).
-    """
-    try:
-        from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-    except ImportError as exc:  # pragma: no cover - scikit-learn ships with the book extra
-        raise ImportError(
-            "stop_words() uses scikit-learn's English list: pip install scikit-learn"
-        ) from exc
-    return frozenset(ENGLISH_STOP_WORDS) | frozenset(w.lower() for w in extra)
-
-
-def tokenize(text: str, stop: Iterable[str] = frozenset()) -> list[str]:
-    """Split ``text`` into lower-case word tokens, in order, without stop words.
-
-    A token is a run of letters and digits (``[a-z0-9]+`` after lower-casing) of at
-    least two characters containing at least one letter: ``"x11"`` and ``"486dx"``
-    stay, bare numbers such as ``"1993"`` and single letters go.
-
-    Args:
-        text (str): the document.
-        stop (iterable of str): words to drop, e.g. :func:`stop_words`. Default none.
-
-    Returns:
-        list of str: the tokens.
-
-    Example:
-        >>> tokenize("In 1993, X11R5 ran on my 486!", {"in", "on", "my"})
-        ['x11r5', 'ran']
-    """
-    stop = stop if isinstance(stop, (set, frozenset)) else frozenset(stop)
-    return [
-        t for t in _TOKEN.findall(text.lower())
-        if len(t) > 1 and t not in stop and _LETTER.search(t)
-    ]
-
-
-class Vocabulary:
-    """Words and their indices; index 0 is :data:`UNK`, shared by all other words.
-
-    Args:
-        words (sequence of str): the known words, without :data:`UNK`, in index order
-            (they get indices 1, 2, ...).
-
-    Example:
-        >>> vocab = Vocabulary(["space", "orbit"])
-        >>> vocab.index("orbit"), vocab.index("banana"), len(vocab)
-        (2, 0, 3)
-    """
-
-    def __init__(self, words: Sequence[str]):
-        words = list(words)
-        if UNK in words:
-            raise ValueError(f"{UNK!r} is reserved for unknown words; leave it out of words")
-        if len(set(words)) != len(words):
-            raise ValueError("words must be unique")
-        self.words: list[str] = [UNK, *words]
-        self._index = {w: i for i, w in enumerate(self.words)}
-
-    @classmethod
-    def build(
-        cls,
-        documents: Iterable[Sequence[str]],
-        *,
-        max_size: int | None = None,
-        min_count: int = 1,
-    ) -> Vocabulary:
-        """The most frequent words of tokenised ``documents``.
-
-        Words are ranked by total count (ties: alphabetically) and kept while they
-        occur at least ``min_count`` times and fewer than ``max_size`` are kept.
-
-        Args:
-            documents (iterable of token lists): usually the training split only.
-            max_size (int, optional): the most words to keep (:data:`UNK` not counted).
-            min_count (int): the fewest occurrences a kept word has. Default 1.
-
-        Returns:
-            Vocabulary: with ``min(max_size, #words with >= min_count uses) + 1`` entries.
-        """
-        if max_size is not None and max_size < 1:
-            raise ValueError(f"max_size must be >= 1 or None, got {max_size!r}")
-        counts = Counter()
-        for doc in documents:
-            counts.update(doc)
-        ranked = sorted(
-            (w for w, c in counts.items() if c >= min_count and w != UNK),
-            key=lambda w: (-counts[w], w),
-        )
-        return cls(ranked[:max_size])
-
-    def __len__(self) -> int:
-        return len(self.words)
-
-    def __contains__(self, word: str) -> bool:
-        return word in self._index
-
-    def index(self, word: str) -> int:
-        """The index of ``word``, 0 (:data:`UNK`) if it is not in the vocabulary."""
-        return self._index.get(word, 0)
-
-    def encode(self, tokens: Iterable[str]) -> list[int]:
-        """Indices of ``tokens``; unknown ones become 0."""
-        return [self._index.get(t, 0) for t in tokens]
-
-    def lookup(self, indices) -> list[str]:
-        """Words of ``indices`` (ints or a 1-D tensor)."""
-        return [self.words[int(i)] for i in indices]
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} entries incl. {UNK})"
-
-
-# ----------------------------------------------------------------------------- counts
-
-
-class BagOfWords(Dataset):
-    """Word counts of N documents over a vocabulary, stored sparse, served as dense rows.
-
-    Rows are count vectors of length ``V = len(vocab)``; column 0 counts the words
-    outside the vocabulary. ``bow[i]`` is row ``i`` as a float tensor ``(V,)``, or
-    ``(row, label)`` when labels were given, so the object can be passed as training
-    data or as a bootstrap-noise pool to lanlib's fitting functions.
-
-    Args:
-        indptr (Tensor (N + 1,)), columns (Tensor (nnz,)), values (Tensor (nnz,)): the
-            compressed-sparse-row layout: row ``i``'s columns are
-            ``columns[indptr[i]:indptr[i + 1]]`` (sorted, unique), its counts ``values[...]``.
-        vocab_size (int): V.
-        labels (Tensor (N,), optional): class labels.
-    """
-
-    def __init__(self, indptr, columns, values, vocab_size: int, labels=None):
-        self.indptr = torch.as_tensor(indptr, dtype=torch.int64)
-        self.columns = torch.as_tensor(columns, dtype=torch.int64)
-        self.values = torch.as_tensor(values, dtype=torch.float32)
-        self.vocab_size = int(vocab_size)
-        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
-        if self.labels is not None and len(self.labels) != len(self):
-            raise ValueError(f"{len(self)} documents but {len(self.labels)} labels")
-
-    @classmethod
-    def from_tokens(
-        cls, documents: Iterable[Sequence[str]], vocab: Vocabulary, labels=None
-    ) -> BagOfWords:
-        """Count the tokens of each document over ``vocab`` (unknown words go to column 0)."""
-        indptr, columns, values = [0], [], []
-        for doc in documents:
-            counts = Counter(vocab.encode(doc))
-            for column in sorted(counts):
-                columns.append(column)
-                values.append(float(counts[column]))
-            indptr.append(len(columns))
-        return cls(indptr, columns, values, len(vocab), labels)
-
-    def __len__(self) -> int:
-        return len(self.indptr) - 1
-
-    def row(self, i: int) -> torch.Tensor:
-        """Dense counts of document ``i``, shape ``(V,)``."""
-        a, b = int(self.indptr[i]), int(self.indptr[i + 1])
-        out = torch.zeros(self.vocab_size)
-        out[self.columns[a:b]] = self.values[a:b]
-        return out
-
-    def __getitem__(self, i):
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"document {i} out of range for {len(self)} documents")
-        i = int(i) % len(self)
-        return self.row(i) if self.labels is None else (self.row(i), self.labels[i])
-
-    def dense(self, index=None) -> torch.Tensor:
-        """Dense counts ``(n, V)`` of the documents ``index`` (default: all of them)."""
-        rows = range(len(self)) if index is None else [int(i) for i in index]
-        out = torch.zeros(len(rows), self.vocab_size)
-        for r, i in enumerate(rows):
-            a, b = int(self.indptr[i]), int(self.indptr[i + 1])
-            out[r, self.columns[a:b]] = self.values[a:b]
-        return out
-
-    def lengths(self) -> torch.Tensor:
-        """Number of tokens (vocabulary words and unknown ones) of each document ``(N,)``."""
-        sums = torch.zeros(len(self)).index_add_(
-            0, torch.repeat_interleave(torch.arange(len(self)), self.indptr.diff()), self.values
-        )
-        return sums
-
-    def distinct(self) -> torch.Tensor:
-        """Number of distinct vocabulary columns (UNK included) of each document ``(N,)``."""
-        return self.indptr.diff()
-
-    def document_frequency(self) -> torch.Tensor:
-        """In how many documents each column occurs, ``(V,)``."""
-        return torch.bincount(self.columns, minlength=self.vocab_size).float()
-
-    def __repr__(self) -> str:
-        return (f"BagOfWords({len(self)} documents x {self.vocab_size} columns, "
-                f"{len(self.values)} non-zero)")
-
-
-@torch.no_grad()
 def predict_bags(model: nn.Module, bags: BagOfWords, batch_size: int = 1024) -> torch.Tensor:
     """Logits of ``model`` for every document of ``bags``, densified ``batch_size`` at a time.
 
     Args:
-        model (nn.Module): maps counts ``(n, V)`` to logits; run in eval mode (restored after).
+        model (nn.Module): maps counts ``(n, V)`` to logits (or masks); run in eval mode
+            (restored after) by :func:`lanlib.train.predict`.
         bags (BagOfWords): the documents.
         batch_size (int): documents per dense batch. Default 1024.
 
     Returns:
-        Tensor (N, classes): the logits, on the CPU.
+        Tensor (N, outputs): the logits, on the CPU.
     """
-    training = model.training
-    model.eval()
-    device = resolve_device(model, None)
-    try:
-        out = [model(bags.dense(range(i, min(i + batch_size, len(bags)))).to(device)).cpu()
-               for i in range(0, len(bags), batch_size)]
-    finally:
-        model.train(training)
-    return torch.cat(out)
+    return torch.cat([
+        predict(model, bags.dense(range(start, min(start + batch_size, len(bags)))), batch_size)
+        for start in range(0, len(bags), batch_size)
+    ])
 
 
 def tfidf(counts: torch.Tensor, document_frequency: torch.Tensor, n_documents: int) -> torch.Tensor:
@@ -346,9 +117,6 @@ def tfidf(counts: torch.Tensor, document_frequency: torch.Tensor, n_documents: i
     """
     idf = torch.log((1 + n_documents) / (1 + document_frequency.float())) + 1
     return counts * idf.to(counts)
-
-
-# ----------------------------------------------------------------------------- scores
 
 
 def top_words(scores: torch.Tensor, k: int, counts: torch.Tensor | None = None) -> torch.Tensor:
@@ -447,13 +215,6 @@ def deletion_flip_rate(
             "prob_drop": {k: v / n for k, v in drops.items()}}
 
 
-def _ranks(values: torch.Tensor) -> torch.Tensor:
-    """Mid-ranks (1 = smallest) of a 1-D tensor, ties sharing their mean rank."""
-    _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    return (ends - (counts.double() - 1) / 2)[inverse]
-
-
 def rank_agreement(
     a: torch.Tensor, b: torch.Tensor, counts: torch.Tensor, k: int = 5
 ) -> dict[str, torch.Tensor]:
@@ -462,13 +223,14 @@ def rank_agreement(
     Only words present in the document (count > 0) are compared.
 
     Args:
-        a, b (Tensor (N, V)): two scorings, higher = more important.
+        a, b (Tensor (N, V)): two scorings, higher = more important (finite values).
         counts (Tensor (N, V)): the documents.
         k (int): size of the top sets compared. Default 5.
 
     Returns:
-        dict of ``(N,)`` tensors: ``"spearman"``, the rank correlation of ``a`` and ``b``
-        over the document's words (NaN with fewer than 3 words or a constant scoring), and
+        dict of ``(N,)`` float64 tensors: ``"spearman"``, the rank correlation
+        (:func:`lanlib.metrics.correlation` with ``rank=True``) of ``a`` and ``b`` over
+        the document's words (NaN with fewer than 3 words or a constant scoring), and
         ``"overlap"``, the share of ``a``'s top-``k`` words that are in ``b``'s top-``k``
         (over ``min(k, #words)``).
 
@@ -485,13 +247,11 @@ def rank_agreement(
     for ai, bi, ci in zip(a, b, counts, strict=True):
         present = ci > 0
         n = int(present.sum())
-        if n >= 3:
-            ra, rb = _ranks(ai[present]), _ranks(bi[present])
-            ra, rb = ra - ra.mean(), rb - rb.mean()
-            denom = ra.norm() * rb.norm()
-            spearman.append(float((ra @ rb) / denom) if denom > 0 else math.nan)
-        else:
-            spearman.append(math.nan)
+        rho = math.nan
+        # a constant scoring has no rank correlation: correlation() raises, rho stays NaN
+        with contextlib.suppress(ValueError):
+            rho = correlation(ai[present], bi[present], rank=True) if n >= 3 else math.nan
+        spearman.append(rho)
         m = min(k, n)
         if m == 0:
             overlap.append(math.nan)
@@ -526,6 +286,47 @@ def class_top_words(
     return out
 
 
+def pick_post(
+    candidates: Sequence[int],
+    group: int,
+    labels: torch.Tensor,
+    predictions: torch.Tensor,
+    tokens: Sequence[Sequence[str]],
+    *,
+    words: tuple[int, int] = (20, 80),
+) -> int:
+    """The post a table shows: the first candidate of ``group`` that F classifies
+    correctly and whose length lies in ``words``.
+
+    Correctness comes first: without such a post, the first correct one of any length;
+    without a correct one, the first of the right length, else the first of the group.
+
+    Args:
+        candidates (sequence of int): document indices, in the order to search.
+        group (int): the class wanted.
+        labels, predictions (Tensor (N,)): true and predicted classes of all documents.
+        tokens (sequence of token lists): the documents' tokens (their lengths count).
+        words (tuple of int): the shortest and longest length wanted. Default (20, 80).
+
+    Returns:
+        int: the document index.
+
+    Raises:
+        ValueError: no candidate belongs to ``group``.
+
+    Example:
+        >>> labels, predictions = torch.tensor([0, 1, 1, 1]), torch.tensor([0, 0, 1, 1])
+        >>> pick_post([0, 1, 2, 3], 1, labels, predictions, [["a"]] * 3 + [["b"] * 30])
+        3
+    """
+    posts = [int(d) for d in candidates if int(labels[d]) == group]
+    if not posts:
+        raise ValueError(f"no candidate post belongs to group {group}")
+    lo, hi = words
+    return max(posts, key=lambda d: (bool(predictions[d] == labels[d]),
+                                     lo <= len(tokens[d]) <= hi))
+
+
 # ----------------------------------------------------------------------------- HTML
 
 
@@ -541,6 +342,10 @@ def _word_list(words: Sequence[str], marked: set[str], values=None) -> str:
         value = "" if values is None else f' <span style="{_FAINT_STYLE}">{values[i]:.2f}</span>'
         items.append(f"{highlight(w, w in marked)}{value}")
     return ", ".join(items)
+
+
+def _caption(caption: str) -> str:
+    return f'<caption style="{_CAPTION_STYLE}">{html.escape(caption)}</caption>' if caption else ""
 
 
 def top_words_table(
@@ -594,8 +399,7 @@ def top_words_table(
     hits = sum(w in present for w in top)
     return (
         f'<table style="{_TABLE_STYLE}">'
-        + (f'<caption style="caption-side:top;text-align:left;font-weight:600;color:#111;'
-           f'padding:4px 0">{html.escape(caption)}</caption>' if caption else "")
+        + _caption(caption)
         + f'<tr><th style="{_HEAD_STYLE}">document</th>'
         f'<td style="{_CELL_STYLE};{_PLAIN_STYLE}">{" ".join(shown) or "(empty)"}</td></tr>'
         f'<tr><th style="{_HEAD_STYLE}">top {len(top)} words<br>'
@@ -605,6 +409,29 @@ def top_words_table(
         f'<tr><td colspan="2" style="{_CELL_STYLE};{_FAINT_STYLE};font-size:0.85em">'
         f"{legend}</td></tr></table>"
     )
+
+
+def post_table(
+    tokens: Sequence[str], scores: torch.Tensor, vocab: Vocabulary, *, k: int, caption: str = ""
+) -> str:
+    """:func:`top_words_table` of one post and its ``k`` highest-scoring vocabulary words.
+
+    The top list ranks the *whole* vocabulary, as the paper's Tables 1-4 do, so it may
+    name words the post does not contain.
+
+    Args:
+        tokens (sequence of str): the post's tokens in order.
+        scores (Tensor (V,)): the post's word scores, e.g. its importance ``1 - mask``.
+        vocab (Vocabulary): the vocabulary of ``scores``.
+        k (int): how many words the list holds.
+        caption (str): the table's caption.
+
+    Returns:
+        str: HTML.
+    """
+    top = top_words(scores[None], k)[0]
+    return top_words_table(tokens, vocab.lookup(top), scores=scores[top].tolist(),
+                           caption=caption, vocab=vocab)
 
 
 def _number(value) -> str:
@@ -637,12 +464,39 @@ def class_words_table(
         )
         body.append(f'<tr><th style="{_HEAD_STYLE}">{label}</th>'
                     f'<td style="{_CELL_STYLE};{_PLAIN_STYLE}">{cells}</td></tr>')
-    cap = (f'<caption style="caption-side:top;text-align:left;font-weight:600;color:#111;'
-           f'padding:4px 0">{html.escape(caption)}</caption>') if caption else ""
-    return f'<table style="{_TABLE_STYLE}">{cap}{"".join(body)}</table>'
+    return f'<table style="{_TABLE_STYLE}">{_caption(caption)}{"".join(body)}</table>'
 
 
-# ----------------------------------------------------------------------------- figure
+# ----------------------------------------------------------------------------- figures
+
+
+def plot_accuracy_by_group(
+    predictions: torch.Tensor, labels: torch.Tensor, names: Sequence[str], *, ax=None
+):
+    """Horizontal bars: the share of each group's documents classified correctly.
+
+    A dashed line marks the accuracy over all documents.
+
+    Args:
+        predictions, labels (Tensor (N,)): predicted and true classes.
+        names (sequence of str): the class names, one per class, top to bottom.
+        ax (matplotlib Axes, optional): where to draw; default a new figure.
+
+    Returns:
+        matplotlib Figure.
+    """
+    if ax is None:
+        ax = new_figure((6, 4.6)).subplots()
+    fig = root_figure(ax)
+    correct = (predictions == labels).double()
+    per_group = [float(correct[labels == c].mean()) for c in range(len(names))]
+    ax.barh(list(names), per_group, color=OKABE_ITO[0])
+    ax.axvline(float(correct.mean()), color=OKABE_ITO[1], linestyle="--", label="all test posts")
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1), xlabel="share of the group's test posts classified correctly")
+    ax.legend(frameon=False, loc="lower right")
+    return fig
+
 
 def plot_flip_rates(rates: Mapping[str, Mapping[int, float]], *, ax=None, title: str = ""):
     """Line plot of deletion flip rates: words deleted (x) against share of changed predictions.
@@ -712,4 +566,34 @@ def plot_importance_by_presence(
     ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def plot_rank_agreement(agreement: Mapping[str, Mapping[str, torch.Tensor]], *, ax=None,
+                        bins: int = 30):
+    """Histograms of per-document rank correlations, one outline per pair of rankings.
+
+    Args:
+        agreement (mapping pair name -> result of :func:`rank_agreement`): its
+            ``"spearman"`` entries are drawn (NaN entries are left out).
+        ax (matplotlib Axes, optional): where to draw; default a new figure, with the
+            legend below the axes.
+        bins (int): number of bins over [-1, 1]. Default 30.
+
+    Returns:
+        matplotlib Figure.
+    """
+    own = ax is None
+    if own:
+        ax = new_figure((6, 4.4)).subplots()
+    fig = root_figure(ax)
+    for i, (pair, r) in enumerate(agreement.items()):
+        rho = r["spearman"]
+        ax.hist(rho[~rho.isnan()].numpy(), bins=bins, range=(-1, 1), histtype="step",
+                linewidth=1.6, color=OKABE_ITO[i % len(OKABE_ITO)], label=pair)
+    ax.set(xlabel="Spearman correlation over a post's words", ylabel="posts")
+    if own:
+        fig.legend(frameon=False, fontsize="small", loc="outside lower center", ncols=2)
+    else:
+        ax.legend(frameon=False, fontsize="small")
     return fig
