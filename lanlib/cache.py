@@ -15,7 +15,7 @@ retraining silently (training may take long): delete the file to retrain.
 
 Example:
     >>> import torch
-from torch import nn
+    >>> from torch import nn
     >>> def build(config):
     ...     return nn.Linear(config["inputs"], 2)
     >>> def train(model, config):
@@ -31,6 +31,7 @@ import json
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .data._files import data_root, load_tensor_file, save_tensor_file
+from .data._files import check_writable, data_root, load_tensor_file, save_tensor_file
 from .fit import fit_lan
 from .loop import seeded
 from .train import train_classifier
@@ -123,6 +124,10 @@ def load_or_train(
     Either way the network is returned in ``eval()`` mode, and one line says whether
     it was loaded (from where) or trained (and saved where).
 
+    Training is never lost to the file system: that the checkpoint folder can be
+    written is checked before training starts, and if saving fails anyway the trained
+    network is returned with a warning (and will be trained again next time).
+
     Args:
         name (str): network name (letters, digits, ``_ . -``), used in the file name.
         config (dict): JSON-serialisable settings; part of the cache key and stored
@@ -142,6 +147,8 @@ def load_or_train(
         CheckpointMismatchError: the checkpoint was saved for another name/config
             under the same key, or its tensors do not fit the network ``build`` makes.
         CorruptFileError: the checkpoint is truncated or damaged (delete it to retrain).
+        PermissionError: the checkpoint exists but may not be read, or (before any
+            training) the checkpoint folder may not be written.
 
     Example:
         >>> model, loaded = load_or_train("mlp", {"hidden": 64}, build, train)  # doctest: +SKIP
@@ -168,16 +175,24 @@ def load_or_train(
             ) from exc
         loaded, message = True, f"loaded {name} from {path}"
     else:
+        check_writable(path.parent, f"the checkpoint of {name!r}")  # before training, not after
         start = time.perf_counter()
         train(module, config)
+        elapsed = time.perf_counter() - start
         meta = {
             "name": name,
             "config": json.loads(canonical)["config"],
             "lanlib_version": __version__,
         }
-        save_tensor_file(path, module.state_dict(), meta)
         loaded = False
-        message = f"trained {name} in {time.perf_counter() - start:.1f} s, saved to {path}"
+        message = f"trained {name} in {elapsed:.1f} s, saved to {path}"
+        try:
+            save_tensor_file(path, module.state_dict(), meta)
+        except (OSError, RuntimeError) as exc:  # torch.save wraps some write errors
+            message = f"trained {name} in {elapsed:.1f} s, NOT saved"
+            warnings.warn(f"lanlib: trained {name!r} but could not save it to {path} ({exc}); "
+                          "the network is returned, but it will be trained again next time",
+                          RuntimeWarning, stacklevel=2)
     if verbose:
         print(f"lanlib: {message}")
     return module.eval(), loaded

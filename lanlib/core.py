@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,12 @@ def _broadcast_shape(name: str, shape: torch.Size, target: torch.Size) -> None:
 
 
 def check_inputs(inputs) -> torch.Tensor:
-    """Raise a clear error unless ``inputs`` is a batched floating tensor without NaN."""
+    """Raise a clear error unless ``inputs`` is a non-empty batched floating tensor, all finite.
+
+    Returns:
+        Tensor: ``inputs``, detached from any autograd graph (the fits never write to
+        the inputs' ``.grad`` nor backpropagate into the graph that made them).
+    """
     if not isinstance(inputs, torch.Tensor):
         raise TypeError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}")
     if not inputs.is_floating_point():
@@ -41,9 +47,45 @@ def check_inputs(inputs) -> torch.Tensor:
         )
     if inputs.ndim < 2:
         raise ValueError(f"inputs must be batched (N, ...), got shape {tuple(inputs.shape)}")
-    if torch.isnan(inputs).any():
-        raise ValueError("inputs contain NaN; clean or drop those samples first")
-    return inputs
+    if inputs.shape[0] == 0 or inputs.numel() == 0:
+        raise ValueError(
+            f"inputs are empty (shape {tuple(inputs.shape)}); pass at least one sample"
+        )
+    return check_finite(inputs.detach(), "inputs", "clean or drop those samples first")
+
+
+def check_finite(values: torch.Tensor, what: str, advice: str) -> torch.Tensor:
+    """Raise ``ValueError`` naming ``what``, with ``advice``, unless all ``values`` are finite.
+
+    One reduction and one device sync; meant for checks made once, not in a loop.
+
+    Returns:
+        Tensor: ``values``.
+
+    Example:
+        >>> check_finite(torch.tensor([1.0, float("inf")]), "the noise", "bound it")
+        Traceback (most recent call last):
+        ...
+        ValueError: the noise must be finite, but 1 of 2 values are NaN or infinite; bound it
+    """
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(
+            f"{what} must be finite, but {bad} of {values.numel()} values are NaN or "
+            f"infinite; {advice}"
+        )
+    return values
+
+
+def check_module(name: str, model) -> nn.Module:
+    """Raise a clear ``TypeError`` unless ``model`` is an ``nn.Module``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{name} must be a torch.nn.Module, got {type(model).__name__}; wrap a plain "
+            "function f in a module whose forward returns f(x)"
+        )
+    return model
 
 
 def check_mask(mask, inputs: torch.Tensor, source: str = "mask") -> torch.Tensor:
@@ -90,19 +132,19 @@ def importance(mask: torch.Tensor) -> torch.Tensor:
 def upsample_mask(
     mask: torch.Tensor, like: torch.Tensor | torch.Size, *, smooth: bool = True
 ) -> torch.Tensor:
-    """Expand a coarse or channel-shared mask ``(N, *mask_shape)`` to the shape of ``like``.
+    r"""Expand a coarse or channel-shared mask ``(N, *mask_shape)`` to the shape of ``like``.
 
     Dimensions of size 1 broadcast; spatial dimensions (all after the channel
     dimension) that differ are interpolated: linear, bilinear or trilinear when
     ``smooth`` (the default), else each coarse element becomes a block (nearest).
 
     Args:
-        mask (Tensor (N, C', *S')): the coarse mask, same number of dimensions as ``like``.
-        like (Tensor or Size (N, C, *S)): the target.
+        mask (Tensor (N, C', \*S')): the coarse mask, same number of dimensions as ``like``.
+        like (Tensor or Size (N, C, \*S)): the target.
         smooth (bool): interpolate smoothly (True) or by blocks (False).
 
     Returns:
-        Tensor (N, C, *S): the mask at full resolution.
+        Tensor (N, C, \*S): the mask at full resolution.
     """
     shape = torch.Size(like.shape if isinstance(like, torch.Tensor) else like)
     if mask.ndim != len(shape):
@@ -130,8 +172,7 @@ def frozen(model: nn.Module):
 
     The restore happens even when the body raises. Parameters are never changed.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_module("model", model)
     modes = {m: m.training for m in model.modules()}
     flags = {p: p.requires_grad for p in model.parameters()}
     model.eval()
@@ -177,6 +218,9 @@ def objective(
 
     One draw of η estimates the expectation over the noise. The model is used as
     it is (wrap the call in :func:`frozen` to keep its parameters out of autograd).
+    The corrupted inputs are given to F in the inputs' dtype (a float32 mask on
+    bfloat16 inputs still feeds F bfloat16), and the loss is computed in float32 at
+    least. The terms are not checked for NaN here; the fitting loops check them.
 
     Args:
         model (nn.Module): F, mapping inputs ``(N, ...)`` to outputs ``(N, ...)`` (logits
@@ -198,8 +242,12 @@ def objective(
         with torch.no_grad():
             reference = model_output(model, inputs)
     eta = noise(inputs, generator=generator)
-    corrupted = model_output(model, corrupt(inputs, mask, eta))
-    distortion = losses.resolve(loss)(reference, corrupted)
+    corrupted = corrupt(inputs, mask, eta)
+    if corrupted.dtype != inputs.dtype:  # a float32 mask on low-precision inputs: F keeps its dtype
+        corrupted = corrupted.to(inputs.dtype)
+    corrupted = model_output(model, corrupted)
+    distortion = losses.resolve(loss)(losses.at_least_float32(reference),
+                                      losses.at_least_float32(corrupted))
     mask_mean = mask.expand(inputs.shape[0], *mask.shape[1:]).flatten(1).mean(dim=1)
     return {
         "objective": distortion - beta * mask_mean,
@@ -208,20 +256,55 @@ def objective(
     }
 
 
-def check_positive(name: str, value) -> None:
-    """Raise a clear error unless ``value`` is a finite number > 0."""
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+def check_positive(name: str, value) -> float:
+    """Raise a clear error unless ``value`` is a finite real number > 0 (not a bool).
+
+    NumPy scalars such as ``np.float32(0.1)`` are accepted.
+
+    Returns:
+        float: ``value``.
+    """
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(value) or value <= 0):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
 
 
-def check_steps(steps) -> None:
-    """Raise a clear error unless ``steps`` is an integer >= 1."""
-    if not isinstance(steps, int) or steps < 1:
+def check_steps(steps) -> int:
+    """Raise a clear error unless ``steps`` is an integer >= 1 (not a bool); return it as int."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    return int(steps)
 
 
-def check_hyper(beta: float, steps: int, lr: float) -> None:
-    """Raise a clear error for a non-positive beta, fewer than one step or a bad rate."""
-    check_positive("beta", beta)
-    check_steps(steps)
-    check_positive("lr", lr)
+def check_seed(seed) -> int | None:
+    """The one check of a ``seed`` argument: an integer of at most 64 bits, or None.
+
+    Strings, floats (``1.7`` would silently act as 1) and bools are refused; NumPy
+    integers are accepted.
+
+    Returns:
+        int or None: ``seed`` as a Python int.
+
+    Example:
+        >>> check_seed(1.7)
+        Traceback (most recent call last):
+        ...
+        TypeError: seed must be an integer or None, got 1.7
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer or None, got {seed!r}")
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed must fit in 64 bits, got {seed}")
+    return int(seed)
+
+
+def check_hyper(beta: float, steps: int, lr: float) -> tuple[float, int, float]:
+    """Raise a clear error for a non-positive beta, fewer than one step or a bad rate.
+
+    Returns:
+        tuple: ``(beta, steps, lr)`` as Python float, int and float.
+    """
+    return check_positive("beta", beta), check_steps(steps), check_positive("lr", lr)

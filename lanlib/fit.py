@@ -5,6 +5,13 @@ no parameter gradients) and restore its mode, ``requires_grad`` flags and device
 afterwards, also when the call raises. Randomness (batch order, noise draws)
 comes from ``seed`` only.
 
+Nothing goes wrong silently: the inputs, F's output on them and the first noise
+draw must be finite (checked once, at the start), and the objective is checked
+every :data:`CHECK_EVERY` steps and at the last step (one device sync each), so a
+fit whose numbers become NaN or infinite stops with a ``ValueError`` that says
+which. Masks and their optimiser state are float32 (float64 for float64 inputs)
+whatever the inputs' dtype; F still runs in its own dtype.
+
 Example (a model that reads only the first two of eight features):
     >>> import torch
     >>> from torch import nn
@@ -27,19 +34,112 @@ The method chapter of the book (``notebooks/01_method``) derives both loops.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import torch
 from torch import nn
 from tqdm.auto import trange
 
-from .core import check_hyper, check_inputs, check_mask, model_output, objective, upsample_mask
-from .loop import History, batches, explained, generator, resolve_device
+from .core import (
+    check_finite,
+    check_hyper,
+    check_inputs,
+    check_mask,
+    check_module,
+    check_positive,
+    model_output,
+    objective,
+    upsample_mask,
+)
+from .loop import History, batches, explained, floating_dtype, generator, resolve_device
 from .losses import resolve as resolve_loss
 
 __all__ = ["fit_lan", "fit_sample_masks", "fit_sample_masks_over_beta"]
 
 SCHEDULES = ("constant", "cosine", "linear")
+
+#: Steps between two checks that a fit's objective is finite (and a LAN's masks in
+#: [0, 1]); the last step is always checked. Each check waits for the device once,
+#: so the loops do not synchronise at every step.
+CHECK_EVERY = 50
+
+
+def _due(step: int, steps: int) -> bool:
+    """Whether the check runs after ``step`` (0-based) of ``steps``."""
+    return (step + 1) % CHECK_EVERY == 0 or step + 1 == steps
+
+
+def _first_draw_checked(noise):
+    """``noise`` whose draw is checked to be a finite tensor: for the first step only."""
+
+    def draw(inputs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        eta = noise(inputs, generator=generator)
+        if not isinstance(eta, torch.Tensor):
+            raise TypeError(f"the noise must return a tensor shaped like the inputs, got "
+                            f"{type(eta).__name__}")
+        return check_finite(eta, "the noise's draw", "give noise with finite values (check "
+                            "its parameters, or the bootstrap pool)")
+
+    return draw
+
+
+def _check_reference(reference: torch.Tensor) -> torch.Tensor:
+    return check_finite(
+        reference, "the model's output on the clean inputs",
+        "the explained model must return finite outputs (a -inf logit leaves the KL "
+        "divergence undefined); fix the model, or drop the inputs it fails on")
+
+
+def _check_objective(total: torch.Tensor, terms: dict[str, torch.Tensor], step: int) -> None:
+    """Raise a clear error if the batch objective ``total`` of ``step`` (1-based) is not finite.
+
+    One device sync. Every symptom found in ``terms`` is named: the first fault may lie
+    up to :data:`CHECK_EVERY` steps back, and a NaN spreads from the loss to the masks.
+    """
+    if bool(torch.isfinite(total.detach())):
+        return
+    found = []
+    if not bool(torch.isfinite(terms["distortion"].detach()).all()):
+        found.append("the distortion L_F(F(x), F(x~)) is NaN or infinite: F's output on the "
+                     "corrupted inputs, or the loss, is not finite (check that the noise stays "
+                     "in the range F was trained on)")
+    if not bool(torch.isfinite(terms["mask_mean"].detach()).all()):
+        found.append("the masks are NaN (a non-finite gradient reached them, a mask network "
+                     "returned NaN, or lr is too high)")
+    raise ValueError(f"the objective is not finite at step {step} (checked every "
+                     f"{CHECK_EVERY} steps): " + "; ".join(found or ["the loss is not finite"]))
+
+
+def _check_lan_range(low: torch.Tensor, high: torch.Tensor, step: int) -> None:
+    """Raise a clear error if the LAN's masks left [0, 1] since the last check (one sync)."""
+    lo, hi = torch.stack([low, high]).tolist()
+    if not (lo >= 0 and hi <= 1):  # also catches NaN
+        advice = ("its training diverged: lower lr" if math.isnan(lo) or math.isnan(hi)
+                  else "end the mask network with a sigmoid")
+        raise ValueError(
+            f"the LAN's output must lie in [0, 1], but up to step {step} (checked every "
+            f"{CHECK_EVERY} steps) it took values in [{lo:.4g}, {hi:.4g}]; {advice}")
+
+
+def _mask_shape(mask_shape, inputs: torch.Tensor) -> tuple[int, ...]:
+    """``mask_shape`` checked: one size >= 1 per input dimension after the batch."""
+    like = tuple(inputs.shape[1:])
+    if mask_shape is None:
+        return like
+    if not isinstance(mask_shape, (tuple, list, torch.Size)) or not all(
+            isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in mask_shape):
+        raise TypeError(f"mask_shape must be a tuple of sizes, one per input dimension after "
+                        f"the batch, like {like}; got {mask_shape!r}")
+    shape = tuple(int(n) for n in mask_shape)
+    if len(shape) != inputs.ndim - 1:
+        raise ValueError(
+            f"mask_shape {shape} must have one entry per input dimension after the batch, "
+            f"like {like}"
+        )
+    if any(n < 1 for n in shape):
+        raise ValueError(f"mask_shape sizes must be >= 1, got {shape}")
+    return shape
 
 
 class _Accelerated(nn.Module):
@@ -127,13 +227,19 @@ def fit_lan(
         lan (nn.Module): A, mapping a batch ``(N, ...)`` to masks in [0, 1] broadcastable to it
             (e.g. ``(N, 1, H, W)`` for a mask shared by the colour channels). Trained in place.
         data (Tensor (N, ...), Dataset or DataLoader): training inputs; a Dataset or DataLoader
-            may yield ``(input, label)`` pairs.
+            may yield ``(input, label)`` pairs. A DataLoader that shuffles without a
+            generator of its own is shuffled from ``seed`` too (its pass starts with torch's
+            global generator seeded from ``seed``, then restored); randomness inside its
+            dataset or ``collate_fn`` stays its own. An IterableDataset is refused: wrap
+            it in a DataLoader.
         noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
         beta (float): reward for larger masks, > 0. Larger beta, sparser importance.
         steps (int): optimisation steps. Default 1000.
         lr (float): Adam learning rate. Default 1e-3.
         batch_size (int): inputs per step for tensor and Dataset data. Default 64.
         loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
+            A model with one output per row is a binary classifier to ``"kl"`` and ``"ce"``
+            (sigmoid of its logit, see :mod:`lanlib.losses`).
         seed (int, optional): seeds batch order and noise; ``None`` draws a fresh seed.
         progress (bool): show a progress bar. Default True.
         device (str or torch.device, optional): where to compute; default the model's device.
@@ -141,32 +247,49 @@ def fit_lan(
 
     Returns:
         nn.Module: ``lan``, trained, on ``device``.
+
+    Raises:
+        ValueError: non-finite inputs, model outputs, noise or objective; LAN outputs
+            outside [0, 1] at any step (found at the next check, see :data:`CHECK_EVERY`).
     """
-    check_hyper(beta, steps, lr)
-    if not isinstance(lan, nn.Module):
-        raise TypeError(f"lan must be a torch.nn.Module, got {type(lan).__name__}")
+    beta, steps, lr = check_hyper(beta, steps, lr)
+    check_module("lan", lan)
     if not any(p.requires_grad for p in lan.parameters()):
         raise ValueError("the LAN has no trainable parameters; pass a module with parameters")
     device = resolve_device(model, device)
     gen = generator(seed, device)
     stream = batches(data, batch_size, gen, device)
     lan.to(device).train()
+    model_dtype, lan_dtype = floating_dtype(model), floating_dtype(lan)
     optimiser = torch.optim.Adam(lan.parameters(), lr=lr)
     records = []
+    low = high = None
     with explained(model, device):
         for step in trange(steps, disable=not progress, desc="fit_lan"):
             x = next(stream)
+            x_model = x if model_dtype is None else x.to(model_dtype)
             with torch.no_grad():
-                reference = model_output(model, x)
-            mask = lan(x)
-            if step == 0 or step == steps - 1:
+                reference = model_output(model, x_model)
+            mask = lan(x if lan_dtype is None else x.to(lan_dtype))
+            draw = noise
+            if step == 0:
                 check_mask(mask, x, source="the LAN's output")
-            terms = objective(model, x, mask, noise, beta=beta, loss=loss,
+                _check_reference(reference)
+                draw = _first_draw_checked(noise)
+            terms = objective(model, x_model, mask, draw, beta=beta, loss=loss,
                               reference=reference, generator=gen)
+            total = terms["objective"].mean()
             optimiser.zero_grad(set_to_none=True)
-            terms["objective"].mean().backward()
+            total.backward()
             optimiser.step()
             records.append({k: v.detach().mean() for k, v in terms.items()})
+            # the masks' range at every step, gathered on the device, read at the checks
+            low_high = torch.aminmax(mask.detach().float())
+            low = low_high.min if low is None else torch.minimum(low, low_high.min)
+            high = low_high.max if high is None else torch.maximum(high, low_high.max)
+            if _due(step, steps):
+                _check_objective(total, terms, step + 1)
+                _check_lan_range(low, high, step + 1)
     lan.eval()
     if history is not None:
         history.extend(records)
@@ -194,7 +317,7 @@ def fit_sample_masks(
     amp: bool | torch.dtype = False,
     channels_last: bool = False,
 ) -> torch.Tensor:
-    """Fit one mask per input, all at once (Eq. 4 of the paper).
+    r"""Fit one mask per input, all at once (Eq. 4 of the paper).
 
     Each row's mask minimises ``L_F(F(x), F(x~)) - beta * mean(m)``; the rows are
     optimised together in one loop, and since the batch objective is the sum of the
@@ -203,16 +326,19 @@ def fit_sample_masks(
 
     Args:
         model (nn.Module): F (frozen during the call, restored after).
-        inputs (Tensor (N, ...)): the inputs to explain, floating point.
+        inputs (Tensor (N, ...)): the inputs to explain, floating point, finite; detached
+            (their ``.grad`` is never touched) and given to F in F's dtype.
         noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
         beta (float): reward for larger masks, > 0.
         steps (int): optimisation steps. Default 300.
         lr (float): Adam learning rate on the mask logits. Default 0.1.
         loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
+            A model with one output per row is a binary classifier to ``"kl"`` and ``"ce"``
+            (sigmoid of its logit, see :mod:`lanlib.losses`).
         mask_shape (tuple, optional): per-sample mask shape, e.g. ``(1, 8, 8)`` for a
             channel-shared 8x8 mask on ``(N, 3, 32, 32)`` inputs; size-1 dimensions
             broadcast, smaller spatial ones are upsampled (see :func:`upsample_mask`).
-            Default: the inputs' per-sample shape.
+            Sizes are integers >= 1. Default: the inputs' per-sample shape.
         init (float): initial mask value, in (0, 1). Default 0.5.
         seed (int, optional): seeds the noise; ``None`` draws a fresh seed.
         progress (bool): show a progress bar. Default True.
@@ -233,27 +359,23 @@ def fit_sample_masks(
             faster convolutions). Default False.
 
     Returns:
-        Tensor (N, *mask_shape): masks in [0, 1] (1 = ignored, 0 = needed), on the
-        inputs' device.
+        Tensor (N, \*mask_shape): masks in [0, 1] (1 = ignored, 0 = needed), on the
+        inputs' device, float32 (float64 for float64 inputs) whatever F's dtype.
 
     The speed and convergence of these options are measured by ``python -m lanlib.bench``.
     """
-    check_hyper(beta, steps, lr)
-    check_inputs(inputs)
-    if not 0 < init < 1:
+    beta, steps, lr = check_hyper(beta, steps, lr)
+    inputs = check_inputs(inputs)
+    if isinstance(init, bool) or not isinstance(init, numbers.Real) or not 0 < init < 1:
         raise ValueError(f"init must lie strictly between 0 and 1, got {init!r}")
-    shape = tuple(inputs.shape[1:]) if mask_shape is None else tuple(mask_shape)
-    if len(shape) != inputs.ndim - 1:
-        raise ValueError(
-            f"mask_shape {shape} must have one entry per input dimension after the batch, "
-            f"like {tuple(inputs.shape[1:])}"
-        )
+    shape = _mask_shape(mask_shape, inputs)
     home = inputs.device
     device = resolve_device(model, device)
     gen = generator(seed, device)
-    x = inputs.to(device)
+    x = inputs.to(device, floating_dtype(model) or inputs.dtype)  # F runs in its own dtype
+    # masks and Adam's state in float32 at least: in bfloat16 small steps round to nothing
     logits = torch.full((len(x), *shape), math.log(init / (1 - init)), device=device,
-                        dtype=x.dtype, requires_grad=True)
+                        dtype=torch.promote_types(x.dtype, torch.float32), requires_grad=True)
     upsample_mask(logits.detach(), x)  # fails early and clearly on a bad mask_shape
     optimiser = torch.optim.Adam([logits], lr=lr)
     scheduler = _scheduler(optimiser, schedule, steps)
@@ -261,13 +383,15 @@ def fit_sample_masks(
     records = []
     with explained(model, device):
         with torch.no_grad():
-            reference = model_output(forward, x)  # F(x), once
+            reference = _check_reference(model_output(forward, x))  # F(x), once
+        first_draw = _first_draw_checked(noise)
         for step in trange(steps, disable=not progress, desc="fit_sample_masks"):
             mask = upsample_mask(torch.sigmoid(logits), x)
-            terms = objective(forward, x, mask, noise, beta=beta, loss=loss,
-                              reference=reference, generator=gen)
+            terms = objective(forward, x, mask, first_draw if step == 0 else noise, beta=beta,
+                              loss=loss, reference=reference, generator=gen)
+            total = terms["objective"].sum()
             optimiser.zero_grad(set_to_none=True)
-            terms["objective"].sum().backward()
+            total.backward()
             optimiser.step()
             if scheduler is not None:
                 scheduler.step()
@@ -275,6 +399,8 @@ def fit_sample_masks(
                 records.append({k: v.detach().mean() for k, v in terms.items()})
             if callback is not None:
                 callback(step + 1, torch.sigmoid(logits.detach()))
+            if _due(step, steps):
+                _check_objective(total, terms, step + 1)
     if history is not None:
         history.extend(records)
     return torch.sigmoid(logits).detach().to(home)
@@ -289,7 +415,7 @@ def fit_sample_masks_over_beta(
     loss="kl",
     **kwargs,
 ) -> torch.Tensor:
-    """Sample-specific masks (Eq. 4) for every input at every beta, in ONE batched call.
+    r"""Sample-specific masks (Eq. 4) for every input at every beta, in ONE batched call.
 
     ``beta`` is a scalar of :func:`lanlib.fit_sample_masks`; to fit several betas at
     once, every input is repeated once per beta and row ``r`` minimises
@@ -312,7 +438,7 @@ def fit_sample_masks_over_beta(
     The chapters' β sweeps (01, 02 and 03) use it.
 
     Returns:
-        Tensor (B, N, *mask_shape): ``masks[b, i]`` is the mask of input i at ``betas[b]``.
+        Tensor (B, N, \*mask_shape): ``masks[b, i]`` is the mask of input i at ``betas[b]``.
 
     Example:
         >>> from lanlib import noise
@@ -323,12 +449,16 @@ def fit_sample_masks_over_beta(
         >>> m.shape
         torch.Size([2, 2, 4])
     """
-    betas = torch.as_tensor(list(betas), dtype=torch.float64).reshape(-1)
-    if len(betas) == 0 or bool((betas <= 0).any()):
+    inputs = check_inputs(inputs)
+    values = [b.item() if isinstance(b, torch.Tensor) and b.numel() == 1 else b
+              for b in betas]
+    if not values:
         raise ValueError("betas must be a non-empty sequence of positive numbers")
+    betas = torch.tensor([check_positive("each beta", b) for b in values], dtype=torch.float64)
     n = len(inputs)
     top = float(betas.max())
-    weights = (top / betas).repeat_interleave(n).to(inputs.device, inputs.dtype)
+    weights = (top / betas).repeat_interleave(n).to(
+        inputs.device, torch.promote_types(inputs.dtype, torch.float32))
     base = resolve_loss(loss)
 
     def scaled(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:

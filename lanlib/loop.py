@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from .core import check_inputs, frozen
+from .core import check_inputs, check_module, check_seed, frozen
 
 __all__ = ["History", "batches", "seeded"]
 
@@ -68,8 +68,8 @@ def seeded(seed: int) -> Iterator[None]:
     Args:
         seed (int): the seed.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if check_seed(seed) is None:
+        raise TypeError("seed must be an integer, got None")
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
@@ -77,11 +77,33 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def resolve_device(model: nn.Module, device) -> torch.device:
-    """``device`` if given, else the device of the model's first parameter or buffer."""
-    if device is not None:
-        return torch.device(device)
-    first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return first.device if first is not None else torch.device("cpu")
+    """``device`` if given (checked to exist here), else the device of the model's first
+    parameter or buffer. ``model`` must be an ``nn.Module``."""
+    check_module("model", model)
+    if device is None:
+        first = next(itertools.chain(model.parameters(), model.buffers()), None)
+        return first.device if first is not None else torch.device("cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device {device!r} is not a device torch knows; use 'cpu' or "
+                         f"'cuda' ({exc})") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ValueError(f"device {str(device)!r} was asked for, but this machine has "
+                             f"{count} CUDA device(s) usable by torch; use device='cpu' or "
+                             "leave device=None (the model's device)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' was asked for, but MPS is not available here; use "
+                         "device='cpu'")
+    return device
+
+
+def floating_dtype(module: nn.Module) -> torch.dtype | None:
+    """The dtype of ``module``'s first floating parameter or buffer (None if it has none)."""
+    return next((t.dtype for t in itertools.chain(module.parameters(), module.buffers())
+                 if t.is_floating_point()), None)
 
 
 @contextlib.contextmanager
@@ -98,13 +120,27 @@ def explained(model: nn.Module, device: torch.device):
 
 
 def generator(seed: int | None, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` seeded with ``seed``, or from the OS when ``seed`` is None."""
+    """A generator on ``device`` seeded with ``seed``, or from the OS when ``seed`` is None.
+
+    The one place where lanlib turns a ``seed`` argument into random numbers: ``seed``
+    is checked by :func:`lanlib.core.check_seed` (``"abc"``, ``1.7`` or ``True`` are refused).
+    """
+    seed = check_seed(seed)
     g = torch.Generator(device=device)
     if seed is None:
         g.seed()
     else:
-        g.manual_seed(int(seed))
+        g.manual_seed(seed)
     return g
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a CUDA GPU; nothing to wait for on a CPU).
+
+    Call it before reading a clock, so that a timing covers the GPU's work too.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _split(item, labels: bool):
@@ -116,6 +152,38 @@ def _split(item, labels: bool):
     return item[0], item[1]
 
 
+def _draws_from_global(loader: DataLoader) -> bool:
+    """Whether a pass over ``loader`` takes randomness from torch's global generator:
+    a shuffling sampler without a generator of its own, or workers without one."""
+    sampler = loader.batch_sampler.sampler if loader.batch_sampler is not None else loader.sampler
+    return getattr(sampler, "generator", False) is None or (
+        loader.num_workers > 0 and loader.generator is None)
+
+
+def _passes(loader: DataLoader, gen: torch.Generator) -> Iterator:
+    """One pass over ``loader``; if it shuffles from the global generator, from ``gen`` instead.
+
+    A DataLoader draws its shuffling seed (and its workers' base seed) from torch's
+    global generator when its pass starts. That start runs with the global CPU
+    generator seeded from ``gen`` and restored afterwards, so the order depends on
+    ``gen`` only and the caller's global random state is left as it was.
+    """
+    if not _draws_from_global(loader):
+        yield from loader
+        return
+    seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        items = iter(loader)
+        first = next(items, _END)
+    if first is not _END:
+        yield first
+        yield from items
+
+
+_END = object()
+
+
 def batches(data, batch_size: int, gen: torch.Generator, device: torch.device, *,
             labels: bool = False):
     """An endless stream of shuffled batches, moved to ``device``.
@@ -123,6 +191,9 @@ def batches(data, batch_size: int, gen: torch.Generator, device: torch.device, *
     Args:
         data: a tensor ``(N, ...)`` of inputs, a pair of tensors ``(inputs, labels)``, a
             map-style Dataset or a DataLoader (yielding inputs or ``(input, label)`` pairs).
+            A DataLoader that shuffles without a generator of its own is shuffled from
+            ``gen`` (see :func:`_passes`). An IterableDataset is refused: wrap it in a
+            DataLoader.
         batch_size (int): batch size for tensors and Datasets (a DataLoader keeps its own).
         gen (torch.Generator): source of the shuffling.
         device (torch.device): where the batches go.
@@ -149,6 +220,12 @@ def batches(data, batch_size: int, gen: torch.Generator, device: torch.device, *
             for start in range(0, max(n - batch_size, 0) + 1, batch_size):
                 picked = tuple(t[order[start:start + batch_size]] for t in tensors)
                 yield picked if labels else picked[0]
+    if isinstance(data, IterableDataset):
+        raise TypeError(
+            f"an IterableDataset ({type(data).__name__}) cannot be shuffled or batched by "
+            "lanlib; wrap it in a DataLoader yourself, e.g. DataLoader(dataset, "
+            "batch_size=64), or batch_size=None if it yields whole batches"
+        )
     if isinstance(data, Dataset):
         seed = int(torch.randint(2**62, (1,), generator=gen, device=gen.device))
         data = DataLoader(data, batch_size=batch_size, shuffle=True,
@@ -161,7 +238,7 @@ def batches(data, batch_size: int, gen: torch.Generator, device: torch.device, *
         )
     while True:
         empty = True
-        for item in data:
+        for item in _passes(data, gen):
             empty = False
             if labels:
                 x, y = _split(item, True)

@@ -22,9 +22,14 @@ The book's method chapter (``notebooks/01_method``) compares the three kinds.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
+
+from .core import check_finite
+from .loop import generator as fresh_generator
 
 __all__ = ["Noise", "constant", "uniform", "bootstrap"]
 
@@ -39,9 +44,17 @@ def _generator_for(device: torch.device, *preferred: torch.Generator | None) -> 
                     f"pass torch.Generator(device='{device.type}')"
                 )
             return g
-    g = torch.Generator(device=device)
-    g.seed()
-    return g
+    return fresh_generator(None, device)
+
+
+def _finite_number(name: str, value) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}; noise replaces inputs by it")
+    return float(value)
 
 
 class Noise:
@@ -62,7 +75,7 @@ class Noise:
 class _Constant(Noise):
     def __init__(self, value: float):
         super().__init__()
-        self.value = float(value)
+        self.value = _finite_number("the constant noise value", value)
 
     def sample(self, inputs, generator):
         return torch.full_like(inputs, self.value)
@@ -74,9 +87,10 @@ class _Constant(Noise):
 class _Uniform(Noise):
     def __init__(self, low: float, high: float, generator):
         super().__init__(generator)
+        low, high = _finite_number("low", low), _finite_number("high", high)
         if not high > low:
             raise ValueError(f"uniform noise needs low < high, got low={low}, high={high}")
-        self.low, self.high = float(low), float(high)
+        self.low, self.high = low, high
 
     def sample(self, inputs, generator):
         g = _generator_for(inputs.device, generator, self.generator)
@@ -97,6 +111,13 @@ class _Bootstrap(Noise):
                 raise TypeError(
                     f"bootstrap samples must be floating point like the inputs, got {samples.dtype}"
                 )
+            check_finite(samples, "the bootstrap pool", "drop or clean those samples")
+        elif isinstance(samples, (list, tuple)):
+            raise TypeError(
+                f"bootstrap noise takes a tensor of samples (M, ...) or a map-style Dataset, "
+                f"got a {type(samples).__name__}; stack it first, e.g. torch.stack(samples) or "
+                "torch.as_tensor(samples, dtype=torch.float32)"
+            )
         elif not (hasattr(samples, "__getitem__") and hasattr(samples, "__len__")):
             raise TypeError(
                 "bootstrap noise takes a tensor of samples (N, ...) or a map-style Dataset, "
@@ -114,7 +135,9 @@ class _Bootstrap(Noise):
             return self._on_device[device][index.to(device)]
         items = [self.samples[i] for i in index.tolist()]
         items = [item[0] if isinstance(item, Sequence) else item for item in items]
-        return torch.stack([torch.as_tensor(item) for item in items]).to(device)
+        eta = torch.stack([torch.as_tensor(item) for item in items])
+        # a Dataset pool cannot be checked whole up front: check what is drawn
+        return check_finite(eta, "a bootstrap sample", "drop or clean it in the pool").to(device)
 
     def sample(self, inputs, generator):
         if inputs.ndim < 1:
@@ -138,7 +161,7 @@ def constant(value: float = 0.0) -> Noise:
     """Constant noise, η = ``value`` everywhere (the paper's text experiments use 0).
 
     Args:
-        value (float): the replacement value. Default 0.0.
+        value (float): the replacement value, finite. Default 0.0.
 
     Returns:
         Noise: callable ``noise(inputs, generator=None)`` returning ``full_like(inputs, value)``.
@@ -150,8 +173,8 @@ def uniform(low: float = 0.0, high: float = 1.0, *, generator: torch.Generator |
     """Independent uniform noise in ``[low, high)`` per element (the paper's ImageNet runs).
 
     Args:
-        low (float): lower bound. Default 0.0.
-        high (float): upper bound, greater than ``low``. Default 1.0.
+        low (float): lower bound, finite. Default 0.0.
+        high (float): upper bound, finite, greater than ``low``. Default 1.0.
         generator (torch.Generator, optional): used when the call passes none.
 
     Returns:
@@ -168,7 +191,9 @@ def bootstrap(samples, *, generator: torch.Generator | None = None) -> Noise:
 
     Args:
         samples (Tensor (M, ...) or Dataset): the pool to draw from, each sample shaped like
-            one input. A Dataset may yield ``(input, label)`` pairs; the input is used.
+            one input, all values finite (a tensor pool is checked here, a Dataset's
+            samples when drawn). A Dataset may yield ``(input, label)`` pairs; the input
+            is used. A plain list is refused: stack it into a tensor first.
         generator (torch.Generator, optional): used when the call passes none.
 
     Returns:

@@ -14,12 +14,19 @@ The build has four stages, each of which says what it did and how long it took:
 2. **Stage.** A clean source tree is assembled in ``_build/src``:
    ``_config.yml``, a ``_toc.yml`` restricted to the chapters present,
    ``book/`` and the executed notebooks (plus any images next to them).
-3. **Render.** ``jupyter-book build`` turns the staged tree into HTML, which is
-   moved to ``_build/html``. Sphinx warnings fail the build unless they match
-   :data:`ALLOWED_WARNINGS` (or ``--allow-warnings`` is given).
+3. **Render.** ``jupyter-book build`` turns the staged tree into HTML. Sphinx
+   warnings fail the build unless they match :data:`ALLOWED_WARNINGS` (or
+   ``--allow-warnings`` is given).
 4. **Vendor.** The JavaScript that the pages load (MathJax, RequireJS and the
-   Jupyter widget embedder) is copied from ``node_modules/`` (``npm ci``) into
-   ``_build/html/_static/_vendor/``, so that the site needs no network at all.
+   Jupyter widget embedder) is copied from ``node_modules/`` (``npm ci``) into the
+   new site's ``_static/_vendor/``, so that the site needs no network at all.
+   Only then does the new site replace ``_build/html``, by renaming.
+
+An interrupted build never leaves half of anything: every file is written under a
+temporary name and renamed into place (the executed notebooks too, which papermill
+saves cell by cell), and the complete new site replaces the old one in one
+rename (:func:`lanlib.data._files.replace_directory`), so ``_build/html`` is the
+whole old site or the whole new one.
 
 Examples::
 
@@ -45,6 +52,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from a checkout where lanlib is not installed
+    sys.path.insert(0, str(ROOT))
+
+from lanlib.data._files import atomic_write, replace_directory  # noqa: E402
 
 #: Name of the private kernelspec that runs the notebooks with this interpreter.
 KERNEL_NAME = "latent-attention-book"
@@ -161,6 +172,12 @@ def log(message: str) -> None:
     print(f"[build_book] {message}", flush=True)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a temporary file renamed into place)."""
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+
+
 # --------------------------------------------------------------------------- toc
 
 
@@ -232,7 +249,7 @@ def write_kernelspec(build_dir: Path) -> Path:
         "language": "python",
         "metadata": {"debugger": False},
     }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n")
+    write_text(spec_dir / "kernel.json", json.dumps(spec, indent=1) + "\n")
     return jupyter_dir
 
 
@@ -265,16 +282,23 @@ def first_error(notebook: Path) -> str:
 
 
 def execute(chapter: Chapter, out_dir: Path, cwd: Path, profile: str, timeout: int | None) -> None:
-    """Run one notebook with papermill; raise BuildError when a cell fails."""
+    """Run one notebook with papermill; raise BuildError when a cell fails.
+
+    Papermill saves the notebook as it goes, so it writes to a temporary name that is
+    renamed to ``<out_dir>/<name>.ipynb`` once it stops: interrupted, the build leaves
+    the previous executed notebook in place, never a partly executed one under its name.
+    A notebook that failed (its outputs up to the error) is renamed into place too.
+    """
     import papermill as pm  # imported here: --executed builds do not need it
 
     assert chapter.source is not None
     target = out_dir / f"{chapter.name}.ipynb"
+    partial = out_dir / f".{chapter.name}.partial.ipynb"
     original = json.loads(chapter.source.read_text())
     try:
         pm.execute_notebook(
             str(chapter.source),
-            str(target),
+            str(partial),
             parameters={"profile": profile},
             kernel_name=KERNEL_NAME,
             cwd=str(cwd),
@@ -283,20 +307,25 @@ def execute(chapter: Chapter, out_dir: Path, cwd: Path, profile: str, timeout: i
             execution_timeout=timeout,
         )
     except pm.PapermillExecutionError as error:
+        os.replace(partial, target)
         raise BuildError(
             f"{chapter.name}: cell {error.cell_index} raised {error.ename}: {error.evalue}\n"
             f"    the notebook with its outputs is in {target}"
         ) from None
     except Exception as error:  # kernel died, timeout, bad notebook ...
-        detail = first_error(target) if target.exists() else ""
+        detail = ""
+        if partial.exists():
+            os.replace(partial, target)
+            detail = first_error(target)
         raise BuildError(
             f"{chapter.name}: execution failed: {type(error).__name__}: {error} {detail}".rstrip()
         ) from None
     # Keep the source's kernelspec (papermill writes the private one in).
-    executed = json.loads(target.read_text())
+    executed = json.loads(partial.read_text())
     if "kernelspec" in original.get("metadata", {}):
         executed["metadata"]["kernelspec"] = original["metadata"]["kernelspec"]
-        target.write_text(json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
+        write_text(partial, json.dumps(executed, indent=1, ensure_ascii=False) + "\n")
+    os.replace(partial, target)
     if not executed.get("metadata", {}).get("widgets") and notebook_uses_widgets(executed):
         log(f"  note: {chapter.name} shows widgets but saved no widget state")
     chapter.executed = target
@@ -342,18 +371,19 @@ def stage(src_dir: Path, toc: dict, chapters: list[Chapter], notebooks_dir: Path
     shutil.copy2(ROOT / "_config.yml", src_dir / "_config.yml")
     shutil.copytree(ROOT / "book", src_dir / "book")
     keep = {f for f in toc_files(toc) if not f.startswith("notebooks/")}
-    (src_dir / "notebooks" / COLAB_BADGE_FILE).write_text(COLAB_BADGE_SVG)
+    write_text(src_dir / "notebooks" / COLAB_BADGE_FILE, COLAB_BADGE_SVG)
     for chapter in chapters:
         assert chapter.executed is not None
         text = chapter.executed.read_text()
         # Only Markdown sources mention the badge; the JSON escaping leaves the URL intact.
         text = text.replace(COLAB_BADGE_URL, COLAB_BADGE_FILE)
-        (src_dir / "notebooks" / f"{chapter.name}.ipynb").write_text(text)
+        write_text(src_dir / "notebooks" / f"{chapter.name}.ipynb", text)
         keep.add(f"notebooks/{chapter.name}")
     staged_toc = filter_toc(toc, keep)
-    (src_dir / "_toc.yml").write_text(
+    write_text(
+        src_dir / "_toc.yml",
         "# Generated by tools/build_book.py from the top-level _toc.yml.\n"
-        + yaml.safe_dump(staged_toc, sort_keys=False)
+        + yaml.safe_dump(staged_toc, sort_keys=False),
     )
     # Images and small data files that the notebooks' Markdown may point at.
     if notebooks_dir.is_dir():
@@ -379,7 +409,7 @@ def restore_badges(site_dir: Path) -> int:
     for path in sorted((site_dir / "_sources" / "notebooks").glob("*.ipynb")):
         text = path.read_text()
         if COLAB_BADGE_FILE in text:
-            path.write_text(text.replace(COLAB_BADGE_FILE, COLAB_BADGE_URL))
+            write_text(path, text.replace(COLAB_BADGE_FILE, COLAB_BADGE_URL))
             count += 1
     return count
 
@@ -390,8 +420,9 @@ WARNING_LINE = re.compile(r"(WARNING|ERROR|CRITICAL|SEVERE):")
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def render(src_dir: Path, build_dir: Path, site_dir: Path) -> list[str]:
-    """Run jupyter-book on the staged tree; return the warnings that matter."""
+def render(src_dir: Path, build_dir: Path) -> tuple[Path, list[str]]:
+    """Run jupyter-book on the staged tree; return the new site's folder and the warnings
+    that matter. The site is not in place yet: see :func:`lanlib.data._files.replace_directory`."""
     jb_out = build_dir / "jupyter-book"
     cmd = [
         sys.executable,
@@ -424,15 +455,12 @@ def render(src_dir: Path, build_dir: Path, site_dir: Path) -> list[str]:
     built = jb_out / "_build" / "html"
     if not (built / "index.html").exists():
         raise BuildError(f"jupyter-book reported success but {built}/index.html is missing")
-    if site_dir.exists():
-        shutil.rmtree(site_dir)
-    shutil.move(str(built), str(site_dir))
-    (build_dir / "sphinx-warnings.txt").write_text("\n".join(warnings) + ("\n" if warnings else ""))
+    write_text(build_dir / "sphinx-warnings.txt", "\n".join(warnings) + ("\n" if warnings else ""))
     serious = [w for w in warnings if not any(re.search(p, w) for p in ALLOWED_WARNINGS)]
     for w in warnings:
         if w not in serious:
             log(f"  allowed warning: {w}")
-    return serious
+    return built, serious
 
 
 # ----------------------------------------------------------------------- vendor
@@ -463,7 +491,7 @@ def vendor(site_dir: Path, node_modules: Path) -> int:
         else:
             shutil.copy2(src, dst)
             count += 1
-    (dest_root / "widgets-setup.js").write_text(WIDGETS_SETUP_JS)
+    write_text(dest_root / "widgets-setup.js", WIDGETS_SETUP_JS)
     return count + 1
 
 
@@ -599,13 +627,14 @@ def main(argv: list[str] | None = None) -> int:
         # 3. render
         t0 = time.perf_counter()
         log("rendering with jupyter-book")
-        warnings = render(build_dir / "src", build_dir, site_dir)
-        log(f"pointed {restore_badges(site_dir)} downloadable notebooks at Colab's own badge")
+        new_site, warnings = render(build_dir / "src", build_dir)
+        log(f"pointed {restore_badges(new_site)} downloadable notebooks at Colab's own badge")
         report.timings["render"] = time.perf_counter() - t0
 
-        # 4. vendor
+        # 4. vendor, then the complete new site replaces the old one in one rename
         t0 = time.perf_counter()
-        n = vendor(site_dir, args.node_modules.resolve())
+        n = vendor(new_site, args.node_modules.resolve())
+        replace_directory(new_site, site_dir)
         report.timings["vendor"] = time.perf_counter() - t0
         log(f"copied {n} vendored files into {site_dir / VENDOR_DIR}")
 

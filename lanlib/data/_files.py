@@ -2,20 +2,29 @@
 
 One place for each job: where data lives (:func:`data_root`, the mirror), finding
 and verifying a dataset file (:func:`find_file`, :func:`verify_file`), atomic
-writes (:func:`atomic_write`, :func:`atomic_directory`), safe archive handling
-(:func:`safe_members`, :func:`extract_archive`), and self-checking ``.pt`` files
-(:func:`save_tensor_file`, :func:`load_tensor_file`).
+writes (:func:`atomic_write`, :func:`atomic_directory`, :func:`replace_directory`,
+:func:`check_writable`), safe archive handling (:func:`safe_members`,
+:func:`extract_archive`), and self-checking ``.pt`` files (:func:`save_tensor_file`,
+:func:`load_tensor_file`).
+
+Files and folders are created with the permissions the umask gives (``0644`` and
+``0755`` under the usual umask ``022``), as ``open`` and ``mkdir`` would: the
+temporary names they are written under never make them private to their owner.
+A file that cannot be read for lack of permission raises ``PermissionError``, never
+:class:`CorruptFileError` (the file is not damaged: do not delete it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
@@ -33,6 +42,7 @@ __all__ = [
     "atomic_write",
     "candidate_paths",
     "check_split",
+    "check_writable",
     "data_root",
     "extract_archive",
     "find_file",
@@ -40,6 +50,7 @@ __all__ = [
     "mirror_root",
     "not_found_error",
     "notice_once",
+    "replace_directory",
     "safe_members",
     "save_tensor_file",
     "verify_file",
@@ -152,12 +163,24 @@ def verify_file(path: Path, relpath: str) -> None:
     _check_digest(relpath, hasher.hexdigest(), path.stat().st_size, str(path))
 
 
+def _temporary(path: Path, make) -> Path:
+    """A new, unused name next to ``path``, created by ``make(name)`` (retried on a clash)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            make(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """Open a temporary file next to ``path`` for writing bytes; rename it to ``path`` on success.
 
     On any exception inside the block the temporary file is deleted and ``path``
-    is left as it was, so a reader never sees a half-written file.
+    is left as it was, so a reader never sees a half-written file. The file gets the
+    permissions the umask gives a new file (``0644`` under umask ``022``).
 
     Args:
         path (str | PathLike): final file name; parent folders are created.
@@ -168,9 +191,11 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fds = []
+    tmp = _temporary(path, lambda name: fds.append(
+        os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)))
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fds[0], "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
@@ -185,16 +210,91 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
 def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a new temporary folder next to ``path``; rename it to ``path`` on success.
 
-    On any exception inside the block the temporary folder is deleted.
+    On any exception inside the block the temporary folder is deleted. If ``path``
+    appeared meanwhile (another process filled it first, e.g. two notebooks loading a
+    dataset for the first time at once), that copy is kept and this one deleted: both
+    callers then find a complete ``path``. The folder gets the umask's permissions.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    tmp = _temporary(path, lambda name: os.mkdir(name, 0o777))
     try:
         yield tmp
-        os.rename(tmp, path)
+        try:
+            os.rename(tmp, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not path.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # the other process's copy won
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_RENAME_EXCHANGE, _AT_FDCWD = 2, -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically (Linux ``renameat2``); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # an old kernel, or a file system without the exchange
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def replace_directory(new: Path, dest: Path) -> Path:
+    """Put the folder ``new`` at ``dest`` by renaming, replacing the folder there, and delete
+    the old one.
+
+    On Linux the two are exchanged in one atomic step, so ``dest`` is always the whole
+    old folder or the whole new one. Elsewhere the old folder is first renamed aside
+    (``.<name>.old``); an interruption between the two renames leaves both whole.
+
+    Args:
+        new (Path): the complete new folder, on the same file system as ``dest``.
+        dest (Path): where it goes.
+
+    Returns:
+        Path: ``dest``.
+    """
+    if not dest.exists():
+        os.rename(new, dest)
+        return dest
+    if _exchange(new, dest):
+        shutil.rmtree(new)  # now the old folder
+        return dest
+    old = dest.parent / f".{dest.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(dest, old)
+    os.rename(new, dest)
+    shutil.rmtree(old)
+    return dest
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Raise an ``OSError`` (``PermissionError`` for a folder without write permission),
+    saying what for, unless files can be created in ``folder``.
+
+    The folder is created if needed; a file is created there and deleted, the very
+    operation a later :func:`atomic_write` performs.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fds = []
+        tmp = _temporary(folder / "write-test", lambda name: fds.append(
+            os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)))
+        os.close(fds[0])
+        os.unlink(tmp)
+    except OSError as exc:  # OSError(errno, ...) is PermissionError for EACCES, and so on
+        raise OSError(
+            exc.errno or errno.EACCES,
+            f"cannot write {what} to {folder} ({exc.strerror or exc}); pass a writable "
+            f"root= or set ${DATA_DIR_ENV} to a folder you can write",
+        ) from exc
 
 
 def _download(url: str, dest: Path, relpath: str) -> Path:
@@ -352,16 +452,24 @@ def load_tensor_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
         tuple[dict[str, Tensor], dict]: the tensors (on the CPU) and the metadata.
 
     Raises:
-        CorruptFileError: the file cannot be read, is not such a file, or its content
+        PermissionError: the file may not be read by this user (it is not damaged).
+        CorruptFileError: the file is truncated, is not such a file, or its content
             does not match its recorded SHA-256; the message says to delete it.
     """
     advice = "Delete it and run again to rebuild it."
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
-        raise CorruptFileError(
-            f"{path} cannot be read, it is truncated or damaged ({exc}). {advice}"
-        ) from exc
+        with open(path, "rb") as f:
+            try:
+                payload = torch.load(f, map_location="cpu", weights_only=True)
+            except Exception as exc:  # RuntimeError, UnpicklingError, EOFError, ...
+                raise CorruptFileError(
+                    f"{path} cannot be read, it is truncated or damaged ({exc}). {advice}"
+                ) from exc
+    except PermissionError as exc:  # from open(): the file is fine, the user may not read it
+        raise PermissionError(
+            exc.errno, f"{path} exists but this user may not read it ({exc.strerror}); the "
+            "file is not damaged: ask its owner to make it readable, or use another data "
+            f"root (root= or ${DATA_DIR_ENV})") from exc
     if (
         not isinstance(payload, dict)
         or payload.get("format") != _TENSOR_FILE_FORMAT

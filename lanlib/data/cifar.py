@@ -100,6 +100,34 @@ def _from_torchvision(root: Path, split: str, download: bool) -> tuple[torch.Ten
     return images, torch.tensor(dataset.targets)
 
 
+def _check_decoded(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise CorruptFileError unless ``tensors`` is what :func:`_decode_archive` writes.
+
+    Per split: uint8 images ``(N, 3, 32, 32)``, as many int64 labels in 0..9, and
+    every class present.
+    """
+    for split in ("train", "test"):
+        images, labels = tensors.get(f"{split}_images"), tensors.get(f"{split}_labels")
+        problem = None
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            problem = f"no {split}_images/{split}_labels"
+        elif images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1:] != (3, 32, 32):
+            problem = f"{split} images of {images.dtype} {tuple(images.shape)}"
+        elif labels.dtype != torch.int64 or labels.shape != (len(images),):
+            problem = (f"{split} labels of {labels.dtype} {tuple(labels.shape)} for "
+                       f"{len(images)} images")
+        elif len(labels) == 0 or labels.min() < 0 or labels.max() >= len(CIFAR10_CLASSES):
+            problem = f"{split} labels outside 0..{len(CIFAR10_CLASSES) - 1}"
+        elif len(labels.unique()) != len(CIFAR10_CLASSES):
+            problem = f"{split} labels missing classes ({len(labels.unique())} of 10 present)"
+        if problem is not None:
+            raise CorruptFileError(
+                f"{path} is a lanlib tensor file but not a decoded CIFAR-10 ({problem}; "
+                "expected uint8 images (N, 3, 32, 32) and labels 0..9 per split). Delete it "
+                "and run again to decode the archive anew."
+            )
+
+
 def _from_archive(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     decoded = root / _DECODED
     if not decoded.is_file():
@@ -107,6 +135,7 @@ def _from_archive(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         print(f"lanlib: decoding the CIFAR-10 JPEGs in {archive} once, into {decoded}")
         save_tensor_file(decoded, _decode_archive(archive), {"source": str(archive)})
     tensors, _ = load_tensor_file(decoded)
+    _check_decoded(tensors, decoded)
     notice_once(_ARCHIVE_NOTE)
     return tensors[f"{split}_images"], tensors[f"{split}_labels"]
 
@@ -133,7 +162,8 @@ def load_cifar10(
     Raises:
         ValueError: bad ``split``.
         DataNotFoundError: no source available (the message names the paths).
-        CorruptFileError: the archive, the decoded cache or torchvision's folder is damaged.
+        CorruptFileError: the archive, the decoded cache or torchvision's folder is damaged
+            (the decoded cache is also checked for its shapes and label range).
 
     Example (not run by the doctests: the first call decodes or downloads, and says so):
         >>> images, labels = load_cifar10("test")  # doctest: +SKIP
