@@ -7,6 +7,7 @@ from torch.utils.data import TensorDataset
 
 import lanlib
 from lanlib import losses, noise
+from lanlib.chapters.method import known_pixels_task
 from lanlib.metrics import auroc, output_agreement
 
 
@@ -157,7 +158,7 @@ def test_auroc_known_values_and_ties():
 
 
 def test_output_agreement_counts_surviving_predictions():
-    task = lanlib.toy.known_pixels_task(200, seed=1)
+    task = known_pixels_task(200, seed=1)
     zero, one = torch.zeros(200, 1, 12, 12), torch.ones(200, 1, 12, 12)
     flip = noise.constant(0.0)
     assert output_agreement(task.model, task.inputs, zero, flip) == 1.0
@@ -168,7 +169,7 @@ def test_output_agreement_counts_surviving_predictions():
 
 
 def test_perturbation_curves_rank_the_truth_above_chance():
-    task = lanlib.toy.known_pixels_task(64, seed=0)
+    task = known_pixels_task(64, seed=0)
     truth = task.truth.float().expand(64, 1, 12, 12)
 
     def curve(importance, mode):

@@ -9,13 +9,14 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import lanlib
 from lanlib import noise
+from lanlib.chapters.method import known_pixels_task
 from lanlib.metrics import auroc
 from lanlib.nets import MLPMaskNet
 
 
 @pytest.fixture(scope="module")
 def task():
-    return lanlib.toy.known_pixels_task(256, shape=(1, 12, 12), relevant=6, seed=0)
+    return known_pixels_task(256, shape=(1, 12, 12), relevant=6, seed=0)
 
 
 def _truth_auroc(masks, truth):
@@ -36,7 +37,7 @@ def test_a_small_lan_singles_out_the_pixels_the_classifier_reads(task):
     history = lanlib.History()
     lanlib.fit_lan(task.model, lan, task.inputs, noise.bootstrap(task.inputs), beta=0.1,
                    steps=500, lr=1e-3, batch_size=64, seed=0, progress=False, history=history)
-    held_out = lanlib.toy.known_pixels_task(128, seed=0).inputs  # same classifier, fresh draws
+    held_out = known_pixels_task(128, seed=0).inputs  # same classifier, fresh draws
     with torch.no_grad():
         masks = lan(held_out)
     assert _truth_auroc(masks, task.truth) >= 0.95
@@ -122,7 +123,7 @@ def test_model_mode_restored_when_the_call_raises():
 
 
 def test_fit_lan_accepts_tensor_dataset_and_dataloader_and_is_seeded():
-    task = lanlib.toy.known_pixels_task(64, shape=(1, 4, 4), relevant=3, seed=2)
+    task = known_pixels_task(64, shape=(1, 4, 4), relevant=3, seed=2)
     pairs = TensorDataset(task.inputs, task.labels)
     results = []
     for data in (task.inputs, pairs, DataLoader(pairs, batch_size=16, shuffle=False)):
@@ -185,3 +186,22 @@ def test_fit_lan_bad_input_gives_a_clear_error(lan, data, error, message):
     with pytest.raises(error, match=message):
         lanlib.fit_lan(nn.Linear(3, 2), lan, data, noise.uniform(), beta=1.0, steps=2,
                        progress=False)
+
+
+def test_fit_over_beta_matches_separate_fits():
+    model = nn.Linear(4, 2)  # reads only input element 0 (class 0 if positive)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.weight[0, 0], model.weight[1, 0] = 5.0, -5.0
+        model.bias.zero_()
+    x = torch.tensor([[1.0, 0.3, -0.2, 0.5], [0.5, -1.0, 0.1, 0.2]])
+    zero = noise.constant(0.0)
+    betas = [0.05, 0.5]
+    both = lanlib.fit_sample_masks_over_beta(model, x, zero, betas, steps=60, lr=0.1, seed=0,
+                                            progress=False)
+    assert both.shape == (2, 2, 4)
+    for k, beta in enumerate(betas):
+        alone = lanlib.fit_sample_masks(model, x, zero, beta=beta, steps=60, lr=0.1, seed=0,
+                                        progress=False)
+        assert torch.allclose(both[k], alone, atol=1e-3)
+    assert both[1].mean() > both[0].mean()  # a larger beta, a larger mask

@@ -16,8 +16,19 @@ Example:
 from ._files import CorruptFileError, DataNotFoundError, UnsafeArchiveError, data_root
 from .cifar import CIFAR10_CLASSES, load_cifar10
 from .imagenet import imagenet_class_names, load_imagenet_samples, package_photos
-from .mnist import load_mnist
-from .newsgroups import load_newsgroups
+from .mnist import MNIST_URLS, load_mnist
+from .newsgroups import (
+    REMOVE_OPTIONS,
+    UNK,
+    BagOfWords,
+    Vocabulary,
+    load_newsgroups,
+    stop_words,
+    strip_footer,
+    strip_headers,
+    strip_quotes,
+    tokenize,
+)
 from .translated import (
     TranslatedStream,
     allowed_positions,
@@ -29,11 +40,16 @@ from .translated import (
 )
 
 __all__ = [
+    "REMOVE_OPTIONS",
+    "UNK",
+    "BagOfWords",
     "CIFAR10_CLASSES",
     "CorruptFileError",
     "DataNotFoundError",
+    "MNIST_URLS",
     "TranslatedStream",
     "UnsafeArchiveError",
+    "Vocabulary",
     "allowed_positions",
     "data_root",
     "imagenet_class_names",
@@ -45,6 +61,11 @@ __all__ = [
     "package_photos",
     "place_everywhere",
     "shrink_digits",
+    "stop_words",
+    "strip_footer",
+    "strip_headers",
+    "strip_quotes",
+    "tokenize",
     "translate_digits",
     "translated_loader",
 ]

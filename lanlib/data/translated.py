@@ -6,19 +6,34 @@ the digit's box never overlaps (not a single pixel of the box lies in it, so no
 ink can either); random positions are drawn uniformly among the positions that
 respect it. All randomness comes from the ``seed`` argument (an int or a
 ``torch.Generator``), never from global random state.
+
+- :func:`translate_digits`, :func:`load_translated_mnist`: one placement per digit;
+- :class:`TranslatedStream`, :func:`translated_loader`: fresh random placements every
+  batch, for training on the fly;
+- :func:`shrink_digits`, :func:`place_everywhere`: every digit at every position,
+  one big batch (e.g. to map a classifier's accuracy over the canvas).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
 
 from .mnist import load_mnist
 
-__all__ = ["allowed_positions", "load_translated_mnist", "translate_digits"]
+__all__ = [
+    "TranslatedStream",
+    "allowed_positions",
+    "load_translated_mnist",
+    "place_everywhere",
+    "shrink_digits",
+    "translate_digits",
+    "translated_loader",
+]
 
 
 def _positive_int(name: str, value: int) -> int:
@@ -87,6 +102,27 @@ def allowed_positions(
     if exclude is not None:
         allowed = ~_overlaps(rows, cols, digit_size, _check_region(exclude, canvas_size))
     return torch.stack([rows[allowed], cols[allowed]], dim=1)
+
+
+def shrink_digits(images: torch.Tensor, digit_size: int) -> torch.Tensor:
+    """Resize frames ``(N, C, H, W)`` to ``digit_size`` squares, as :func:`translate_digits` does.
+
+    Antialiased bilinear interpolation, so values stay within the input's range.
+    Shrinking once and then placing the small digits (a same-size resize is the
+    identity) saves the resize on every batch.
+
+    Args:
+        images (Tensor (N, C, H, W)): float frames, e.g. MNIST ``(N, 1, 28, 28)``.
+        digit_size (int): side of the result.
+
+    Returns:
+        Tensor (N, C, digit_size, digit_size).
+
+    Example:
+        >>> shrink_digits(torch.rand(3, 1, 28, 28), 7).shape
+        torch.Size([3, 1, 7, 7])
+    """
+    return F.interpolate(images, size=(digit_size, digit_size), mode="bilinear", antialias=True)
 
 
 def translate_digits(
@@ -173,7 +209,7 @@ def translate_digits(
                 f"box off the {canvas_size}-pixel canvas or over exclude={exclude}; "
                 "corners must be in allowed_positions(...)"
             )
-    digits = F.interpolate(images, size=(digit_size, digit_size), mode="bilinear", antialias=True)
+    digits = shrink_digits(images, digit_size)
     offsets = torch.arange(digit_size)
     rows = (positions[:, 0, None] + offsets)[:, :, None]
     cols = (positions[:, 1, None] + offsets)[:, None, :]
@@ -219,3 +255,92 @@ def load_translated_mnist(
         images[:n], canvas_size=canvas_size, digit_size=digit_size, exclude=exclude, seed=seed
     )
     return canvases, labels[:n], positions
+
+
+def place_everywhere(digits: torch.Tensor, positions: torch.Tensor, canvas_size: int = 28
+                     ) -> torch.Tensor:
+    """Every digit at every position, in one batch (no Python loop).
+
+    Args:
+        digits (Tensor (N, C, s, s)): digits already shrunk to their box size ``s``
+            (see :func:`shrink_digits`).
+        positions (Tensor (P, 2)): top-left corners ``(row, col)``.
+        canvas_size (int): canvas side. Default 28.
+
+    Returns:
+        Tensor (P, N, C, canvas_size, canvas_size): ``out[p, n]`` is digit ``n`` at
+        ``positions[p]``.
+
+    Example:
+        >>> place_everywhere(torch.rand(3, 1, 7, 7), allowed_positions(28, 7)[:5]).shape
+        torch.Size([5, 3, 1, 28, 28])
+    """
+    n, size = len(digits), digits.shape[-1]
+    repeated = digits.repeat(len(positions), 1, 1, 1)
+    corners = positions.repeat_interleave(n, dim=0)
+    canvases, _ = translate_digits(repeated, corners, canvas_size=canvas_size, digit_size=size)
+    return canvases.reshape(len(positions), n, *canvases.shape[1:])
+
+
+class TranslatedStream(IterableDataset):
+    """An endless stream of batches of digits placed at fresh random positions.
+
+    Every batch draws ``batch_size`` digits (with replacement) and a random allowed
+    position for each, so a network trained on it never sees the same canvas twice
+    ("generated on the fly"). All randomness comes from ``seed``: iterating twice
+    gives the same batches.
+
+    Args:
+        images (Tensor (N, 1, H, W)): the digits, e.g. MNIST in [0, 1].
+        labels (Tensor (N,)): their classes.
+        batch_size (int): canvases per batch. Default 64.
+        canvas_size (int): canvas side. Default 28.
+        digit_size (int): side of the digit's box. Default 12.
+        exclude (Sequence[int] | None): ``(top, left, height, width)`` the digits never
+            overlap. Default None.
+        seed (int): seed of the digit and position draws. Default 0.
+
+    Yields:
+        tuple[Tensor, Tensor]: canvases ``(batch_size, 1, canvas_size, canvas_size)`` and
+        labels ``(batch_size,)``.
+
+    Example:
+        >>> stream = iter(TranslatedStream(torch.rand(10, 1, 28, 28), torch.arange(10), 4))
+        >>> [tuple(t.shape) for t in next(stream)]
+        [(4, 1, 28, 28), (4,)]
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64, *,
+                 canvas_size: int = 28, digit_size: int = 12,
+                 exclude: Sequence[int] | None = None, seed: int = 0):
+        super().__init__()
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.digits = shrink_digits(images, digit_size)
+        self.labels = labels
+        self.batch_size, self.canvas_size, self.digit_size = batch_size, canvas_size, digit_size
+        self.exclude = None if exclude is None else tuple(exclude)
+        self.seed = seed
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(self.seed)
+        while True:
+            index = torch.randint(len(self.digits), (self.batch_size,), generator=gen)
+            canvases, _ = translate_digits(self.digits[index], canvas_size=self.canvas_size,
+                                           digit_size=self.digit_size, exclude=self.exclude,
+                                           seed=gen)
+            yield canvases, self.labels[index]
+
+
+def translated_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
+                      **kwargs) -> DataLoader:
+    """A DataLoader over a :class:`TranslatedStream` (keyword arguments go to it).
+
+    Pass it as ``data`` to :func:`lanlib.train.train_classifier` or :func:`lanlib.fit_lan`.
+
+    Example:
+        >>> x, y = next(iter(translated_loader(torch.rand(10, 1, 28, 28), torch.arange(10), 4)))
+        >>> x.shape, y.shape
+        (torch.Size([4, 1, 28, 28]), torch.Size([4]))
+    """
+    return DataLoader(TranslatedStream(images, labels, batch_size, **kwargs), batch_size=None)

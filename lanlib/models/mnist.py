@@ -81,7 +81,7 @@ class TranslatedMNISTNet(nn.Module):
 
 
 def build_translated_mnist_net(config: dict | None = None) -> TranslatedMNISTNet:
-    """Build F from a configuration dict (the ``build`` of :func:`lanlib.cache.load_or_train`).
+    """Build F from a configuration dict (a ``build`` for :func:`lanlib.cache.cached_classifier`).
 
     Reads ``canvas_size`` (28), ``classes`` (10), ``padding`` (0) and ``init_seed`` (0):
     the initial weights depend on ``init_seed`` only, never on global random state.

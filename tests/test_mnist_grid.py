@@ -1,36 +1,19 @@
-"""Tests of the grid analysis (lanlib.grid) on maps and models with known answers."""
+"""Tests of chapter 02's grid analysis (lanlib.chapters.mnist_grid) on known answers."""
 
-import itertools
 import math
 
 import pytest
 import torch
 from torch import nn
 
-from lanlib import grid
-from lanlib.models.mnist import TranslatedMNISTNet
-
-
-def test_stream_is_seeded_fresh_and_respects_the_excluded_region():
-    images = torch.rand(20, 1, 28, 28)
-    labels = torch.arange(20)
-    kwargs = dict(batch_size=8, exclude=(16, 16, 12, 12), seed=5)
-    first, again = (list(itertools.islice(grid.TranslatedStream(images, labels, **kwargs), 3))
-                    for _ in range(2))
-    for (x, y), (x2, y2) in zip(first, again, strict=True):
-        assert torch.equal(x, x2) and torch.equal(y, y2)
-        assert x.shape == (8, 1, 28, 28)
-        assert x[:, :, 16:, 16:].abs().sum() == 0  # never any ink in the bottom-right corner
-    assert not torch.equal(first[0][0], first[1][0])  # fresh placements every batch
-
-
-def test_place_everywhere_puts_each_digit_at_each_corner():
-    digits = torch.ones(3, 1, 7, 7) * torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1)
-    corners = torch.tensor([[0, 0], [21, 21], [5, 9]])
-    canvases = grid.place_everywhere(digits, corners)
-    assert canvases.shape == (3, 3, 1, 28, 28)
-    assert canvases[2, 1, 0, 5:12, 9:16].eq(2.0).all()
-    assert canvases[2, 1].sum() == 2.0 * 49
+import lanlib
+from lanlib import noise
+from lanlib.chapters import mnist_grid as grid
+from lanlib.data import translated_loader
+from lanlib.metrics import correlation
+from lanlib.models.mnist import TranslatedMNISTNet, build_translated_mnist_net
+from lanlib.nets import MLPMaskNet
+from lanlib.train import train_classifier
 
 
 def test_stationary_mask_ignores_the_pixels_near_the_digit():
@@ -55,8 +38,8 @@ def test_periodicity_finds_the_period_and_chance_is_about_one():
     assert scores[4]["explained"] == pytest.approx(1.0)
     assert scores[8]["explained"] == pytest.approx(1.0)
     assert scores[3]["ratio"] < 2 < scores[4]["ratio"]
-    noise = torch.rand(24, 24, generator=torch.Generator().manual_seed(1))
-    ratios = [v["ratio"] for v in grid.periodicity(noise).values()]
+    random_map = torch.rand(24, 24, generator=torch.Generator().manual_seed(1))
+    ratios = [v["ratio"] for v in grid.periodicity(random_map).values()]
     assert all(0.3 < r < 2.5 for r in ratios)
     table = grid.phase_table(lattice, 4)
     assert table[1, 2] == 1.0 and table.sum() == 1.0
@@ -108,15 +91,15 @@ def test_receptive_field_count_shows_the_stride_four_lattice():
     assert all(p.requires_grad for p in net.parameters())
 
 
-def test_region_inside_outside_and_correlation():
+def test_region_inside_outside_and_correlation_of_maps_with_nan():
     region = grid.region_mask(28, (16, 16, 12, 12))
     assert region.sum() == 144 and region[27, 27] and not region[15, 27]
     values = region.float() * 2.0
     assert grid.inside_outside(values, region) == (2.0, 0.0)
     a = torch.rand(28, 28, generator=torch.Generator().manual_seed(0))
     a[0, 0] = torch.nan
-    assert grid.correlation(a, 3 * a + 1) == pytest.approx(1.0)
-    assert grid.correlation(a, -(a ** 3), rank=True) == pytest.approx(-1.0)
+    assert correlation(a, 3 * a + 1) == pytest.approx(1.0)
+    assert correlation(a, -(a ** 3), rank=True) == pytest.approx(-1.0)
 
 
 def test_load_or_train_caches_f_and_the_lan(tmp_path, monkeypatch):
@@ -135,6 +118,8 @@ def test_load_or_train_caches_f_and_the_lan(tmp_path, monkeypatch):
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(lan(x), lan2(x)) and lan(x).shape == (2, 1, 28, 28)
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    assert config["init_seed"] == 1 and config["exclude"] == [16, 16, 12, 12]
+    assert config["train"]["seed"] == 1 and config["train"]["steps"] == 3
 
 
 def test_figures_draw_and_label_their_colour_bars():
@@ -150,3 +135,25 @@ def test_figures_draw_and_label_their_colour_bars():
     assert len(fig.axes) == 5  # three panels and two colour bars
     fig = grid.plot_explorer_state(masks[0], masks[1], torch.full((10,), 0.1), label=3)
     assert len(fig.axes) == 4
+
+
+def test_the_recipes_train_as_written_out_by_hand(tmp_path, monkeypatch):
+    """F: placements and batch order from ``seed``; the LAN: placements from ``seed + 1``."""
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path))
+    images, labels = torch.rand(12, 1, 28, 28), torch.arange(12) % 10
+    pool = {"canvases": torch.rand(6, 1, 28, 28), "spec": {"test": True}}
+    f, config, _ = grid.load_or_train_classifier(images, labels, steps=4, batch_size=4, seed=2,
+                                                 verbose=False)
+    lan, _ = grid.load_or_train_lan(f, config, images, labels, pool, beta=5.0, steps=4,
+                                    batch_size=4, hidden=(8,), seed=2, verbose=False)
+    by_hand = build_translated_mnist_net({"init_seed": 2})
+    train_classifier(by_hand, translated_loader(images, labels, 4, seed=2), steps=4, lr=1e-3,
+                     seed=2, progress=False)
+    with lanlib.seeded(2):
+        lan_by_hand = MLPMaskNet((1, 28, 28), hidden=(8,))
+    lanlib.fit_lan(f, lan_by_hand, translated_loader(images, labels, 4, seed=3),
+                   noise.bootstrap(pool["canvases"]), beta=5.0, steps=4, lr=1e-4, batch_size=4,
+                   seed=2, progress=False)
+    for trained, expected in ((f, by_hand), (lan, lan_by_hand)):
+        assert all(torch.equal(p, q) for p, q in
+                   zip(trained.parameters(), expected.parameters(), strict=True))

@@ -1,14 +1,16 @@
-"""The grid analysis of translated MNIST (Section 5.1, Figures 2-3 of the paper).
+"""Chapter 02, translated MNIST: the grid, and predicting where F fails (Section 5.1).
 
 A Latent Attention Network trained to explain a small convolutional classifier F
 on translated MNIST draws two things into its masks: a blob that follows the
 digit, and a fixed pattern across the background that does not move with it.
-The paper reads the fixed pattern as the lattice of places where F detects digits
-and predicts from it where F will fail. This module holds the pieces to test that:
+The paper (Figures 2-3) reads the fixed pattern as the lattice of places where F
+detects digits and predicts from it where F will fail. This module holds the
+pieces the chapter ``notebooks/02_mnist_grid`` uses to test that:
 
-- data: :class:`TranslatedStream` and :func:`translated_loader` (fresh random
-  placements every batch), :func:`shrink_digits` and :func:`place_everywhere`
-  (every digit at every position, one big batch);
+- training, once, through lanlib's cache: :func:`load_or_train_classifier` (F of
+  Appendix A, on digits placed afresh every batch by
+  :func:`lanlib.data.translated_loader`) and :func:`load_or_train_lan` (the LAN of
+  Appendix A, with bootstrapped noise);
 - the stationary part of the masks: :func:`stationary_mask` (the mask at pixels
   far from the digit), :func:`window_mean` (its mean over the box a digit would
   cover);
@@ -16,10 +18,8 @@ and predicts from it where F will fail. This module holds the pieces to test tha
   against chance) and :func:`phase_table` (the mean per phase);
 - F's side: :func:`accuracy_map` (accuracy on small digits centred at every pixel)
   and :func:`receptive_field_count` (how many last-layer units see each pixel);
-- comparisons: :func:`region_mask`, :func:`inside_outside`, :func:`correlation`,
-  :func:`distance_to_border`;
-- training through the load-or-train cache: :func:`load_or_train_classifier` (F of
-  Appendix A) and :func:`load_or_train_lan` (the LAN of Appendix A);
+- comparisons: :func:`region_mask`, :func:`inside_outside`, :func:`distance_to_border`
+  (correlations of maps: :func:`lanlib.metrics.correlation`);
 - figures: :func:`plot_digits_and_masks` (Figure 2), :func:`plot_map` (Figure 3's
   panels), :func:`plot_periodicity`, :func:`plot_explorer_state`.
 
@@ -38,130 +38,40 @@ Example:
     >>> scores = periodicity(lattice, periods=(3, 4))
     >>> scores[4]["explained"] > 0.99 and scores[3]["explained"] < 0.2
     True
-
-The chapter ``notebooks/02_mnist_grid`` uses each function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, IterableDataset
 
-from .data.translated import allowed_positions, translate_digits
+from ..cache import cached_classifier, cached_lan
+from ..data.translated import allowed_positions, place_everywhere, shrink_digits, translated_loader
+from ..models.mnist import build_translated_mnist_net
+from ..nets import MLPMaskNet
+from ..noise import bootstrap
+from ..plot import IMPORTANCE_LABEL, OKABE_ITO, as_numpy, axes_grid, outline, root_figure
 
 __all__ = [
-    "TranslatedStream",
     "accuracy_map",
-    "correlation",
     "distance_to_border",
     "inside_outside",
     "load_or_train_classifier",
     "load_or_train_lan",
     "periodicity",
     "phase_table",
-    "place_everywhere",
     "plot_digits_and_masks",
     "plot_explorer_state",
     "plot_map",
     "plot_periodicity",
     "receptive_field_count",
     "region_mask",
-    "shrink_digits",
     "stationary_mask",
-    "translated_loader",
     "window_mean",
 ]
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def shrink_digits(images: torch.Tensor, digit_size: int) -> torch.Tensor:
-    """Resize ``(N, C, H, W)`` digits to ``digit_size`` squares, as :func:`translate_digits` does.
-
-    Shrinking once and then placing the small digits (a same-size resize is the
-    identity) saves the resize on every batch.
-    """
-    return F.interpolate(images, size=(digit_size, digit_size), mode="bilinear", antialias=True)
-
-
-class TranslatedStream(IterableDataset):
-    """An endless stream of batches of digits placed at fresh random positions.
-
-    Every batch draws ``batch_size`` digits (with replacement) and a random allowed
-    position for each, so a network trained on it never sees the same canvas twice
-    ("generated on the fly"). All randomness comes from ``seed``: iterating twice
-    gives the same batches.
-
-    Args:
-        images (Tensor (N, 1, H, W)): the digits, e.g. MNIST in [0, 1].
-        labels (Tensor (N,)): their classes.
-        batch_size (int): canvases per batch. Default 64.
-        canvas_size (int): canvas side. Default 28.
-        digit_size (int): side of the digit's box. Default 12.
-        exclude (tuple | None): ``(top, left, height, width)`` the digits never overlap.
-        seed (int): seed of the digit and position draws. Default 0.
-
-    Yields:
-        tuple[Tensor, Tensor]: canvases ``(batch_size, 1, canvas_size, canvas_size)`` and
-        labels ``(batch_size,)``.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64, *,
-                 canvas_size: int = 28, digit_size: int = 12,
-                 exclude: Sequence[int] | None = None, seed: int = 0):
-        super().__init__()
-        if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.digits = shrink_digits(images, digit_size)
-        self.labels = labels
-        self.batch_size, self.canvas_size, self.digit_size = batch_size, canvas_size, digit_size
-        self.exclude = None if exclude is None else tuple(exclude)
-        self.seed = seed
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        gen = torch.Generator().manual_seed(self.seed)
-        while True:
-            index = torch.randint(len(self.digits), (self.batch_size,), generator=gen)
-            canvases, _ = translate_digits(self.digits[index], canvas_size=self.canvas_size,
-                                           digit_size=self.digit_size, exclude=self.exclude,
-                                           seed=gen)
-            yield canvases, self.labels[index]
-
-
-def translated_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 64,
-                      **kwargs) -> DataLoader:
-    """A DataLoader over a :class:`TranslatedStream` (keyword arguments go to it).
-
-    Pass it as ``data`` to :func:`lanlib.train.train_classifier` or :func:`lanlib.fit_lan`.
-
-    Example:
-        >>> x, y = next(iter(translated_loader(torch.rand(10, 1, 28, 28), torch.arange(10), 4)))
-        >>> x.shape, y.shape
-        (torch.Size([4, 1, 28, 28]), torch.Size([4]))
-    """
-    return DataLoader(TranslatedStream(images, labels, batch_size, **kwargs), batch_size=None)
-
-
-def place_everywhere(digits: torch.Tensor, positions: torch.Tensor, canvas_size: int = 28
-                     ) -> torch.Tensor:
-    """Every digit at every position: canvases ``(P, N, 1, canvas_size, canvas_size)``.
-
-    Args:
-        digits (Tensor (N, 1, s, s)): digits already shrunk to their box size ``s``.
-        positions (Tensor (P, 2)): top-left corners ``(row, col)``.
-        canvas_size (int): canvas side. Default 28.
-    """
-    n, size = len(digits), digits.shape[-1]
-    repeated = digits.repeat(len(positions), 1, 1, 1)
-    corners = positions.repeat_interleave(n, dim=0)
-    canvases, _ = translate_digits(repeated, corners, canvas_size=canvas_size, digit_size=size)
-    return canvases.reshape(len(positions), n, *canvases.shape[1:])
-
 
 # ----------------------------------------------------------------------------- training
 
@@ -171,11 +81,12 @@ def load_or_train_classifier(images: torch.Tensor, labels: torch.Tensor, *, step
                              exclude: Sequence[int] | None = None, padding: int = 0,
                              seed: int = 0, device=None, verbose: bool = True
                              ) -> tuple[nn.Module, dict, bool]:
-    """F of Appendix A trained on freshly translated digits, through the load-or-train cache.
+    """F of Appendix A, trained once on freshly translated digits, then loaded from the cache.
 
-    Each batch places ``batch_size`` training digits, shrunk to 12x12, at new random
-    positions on a 28x28 canvas (never overlapping ``exclude``), and Adam minimises the
-    cross-entropy (:func:`lanlib.train.train_classifier`).
+    Trained with :func:`lanlib.cache.cached_classifier`: each batch places
+    ``batch_size`` training digits, shrunk to 12x12, at new random positions on a 28x28
+    canvas (never overlapping ``exclude``; :func:`lanlib.data.translated_loader` seeded
+    with ``seed``), and Adam minimises the cross-entropy.
 
     Args:
         images (Tensor (N, 1, 28, 28)), labels (Tensor (N,)): the training digits.
@@ -190,27 +101,18 @@ def load_or_train_classifier(images: torch.Tensor, labels: torch.Tensor, *, step
         verbose (bool): print whether the network was loaded or trained.
 
     Returns:
-        tuple: F (in eval mode, on ``device``), its cache configuration (pass it to
+        tuple: F (in eval mode, on ``device``), its cache key (pass it to
         :func:`load_or_train_lan`), and whether it was loaded from the cache.
     """
-    from .cache import load_or_train
-    from .models.mnist import build_translated_mnist_net
-    from .train import train_classifier
-
+    exclude = None if exclude is None else [int(v) for v in exclude]
     config = {"model": "appendix-A", "padding": int(padding), "init_seed": int(seed),
-              "steps": int(steps), "lr": float(lr), "batch_size": int(batch_size),
-              "exclude": None if exclude is None else [int(v) for v in exclude],
-              "train_digits": len(images), "seed": int(seed), "version": 1}
-
-    def fit(model, cfg):
-        data = translated_loader(images, labels, cfg["batch_size"], exclude=cfg["exclude"],
-                                 seed=cfg["seed"])
-        train_classifier(model, data, steps=cfg["steps"], lr=cfg["lr"], seed=cfg["seed"],
-                         progress=False, device=device)
-
-    model, loaded = load_or_train("mnist-grid-F", config, build_translated_mnist_net, fit,
-                                  verbose=verbose)
-    return model.to(device or "cpu").eval(), config, loaded
+              "exclude": exclude, "train_digits": len(images), "version": 2}
+    return cached_classifier(
+        "mnist-grid-F", build_translated_mnist_net,
+        lambda: translated_loader(images, labels, int(batch_size), exclude=exclude,
+                                  seed=int(seed)),
+        config=config, steps=int(steps), lr=float(lr), batch_size=int(batch_size),
+        seed=int(seed), device=device, verbose=verbose)
 
 
 def load_or_train_lan(model: nn.Module, model_config: dict, images: torch.Tensor,
@@ -218,15 +120,16 @@ def load_or_train_lan(model: nn.Module, model_config: dict, images: torch.Tensor
                       lr: float = 1e-4, batch_size: int = 64, hidden: Sequence[int] = (100,),
                       exclude: Sequence[int] | None = None, seed: int = 0, device=None,
                       verbose: bool = True) -> tuple[nn.Module, bool]:
-    """The LAN of Appendix A, trained to explain ``model``, through the load-or-train cache.
+    """The LAN of Appendix A, trained to explain ``model`` once (:func:`lanlib.cache.cached_lan`).
 
     The LAN is ``MLPMaskNet((1, 28, 28), hidden)`` (FC(100, leaky ReLU), FC(784,
-    sigmoid)); it sees freshly translated training digits every batch and is trained
-    with :func:`lanlib.fit_lan` and bootstrapped noise: η is a canvas drawn from
+    sigmoid)); it sees freshly translated training digits every batch (placements
+    seeded with ``seed + 1``, so not those of F) and is trained with
+    :func:`lanlib.fit_lan` and bootstrapped noise: η is a canvas drawn from
     ``noise_pool["canvases"]``.
 
     Args:
-        model (nn.Module): F; ``model_config`` is its cache configuration (from
+        model (nn.Module): F; ``model_config`` is its cache key (from
             :func:`load_or_train_classifier`), so that a new F means a new LAN.
         images, labels: the training digits the LAN sees (placed afresh every batch).
         noise_pool (dict): ``{"canvases": Tensor (M, 1, 28, 28), "spec": dict}``, the
@@ -235,38 +138,26 @@ def load_or_train_lan(model: nn.Module, model_config: dict, images: torch.Tensor
         lr (float): Adam's learning rate (the paper: 1e-4). Default 1e-4.
         batch_size (int): Default 64. hidden (sequence of int): Default ``(100,)``.
         exclude (sequence of 4 int, optional): region the LAN's training digits avoid.
-        seed (int): seeds the initial weights, placements, batch order and noise draws.
+        seed (int): seeds the initial weights, batch order and noise draws (the
+            placements: ``seed + 1``).
         device: where to train. Default CPU.
         verbose (bool): print whether the LAN was loaded or trained.
 
     Returns:
         tuple: the LAN (eval mode, on ``device``) and whether it was loaded.
     """
-    from . import noise as noises
-    from .cache import load_or_train
-    from .fit import fit_lan
-    from .loop import seeded
-    from .nets import MLPMaskNet
-
-    config = {"explains": model_config, "hidden": [int(h) for h in hidden],
-              "beta": float(beta), "steps": int(steps), "lr": float(lr),
-              "batch_size": int(batch_size), "noise": {"bootstrap": noise_pool["spec"]},
-              "exclude": None if exclude is None else [int(v) for v in exclude],
-              "train_digits": len(images), "seed": int(seed), "version": 1}
-
-    def build(cfg):
-        with seeded(cfg["seed"]):
-            return MLPMaskNet((1, 28, 28), hidden=tuple(cfg["hidden"]))
-
-    def fit(lan, cfg):
-        data = translated_loader(images, labels, cfg["batch_size"], exclude=cfg["exclude"],
-                                 seed=cfg["seed"] + 1)
-        fit_lan(model, lan, data, noises.bootstrap(noise_pool["canvases"]), beta=cfg["beta"],
-                steps=cfg["steps"], lr=cfg["lr"], batch_size=cfg["batch_size"],
-                seed=cfg["seed"], progress=False, device=device)
-
-    lan, loaded = load_or_train("mnist-grid-LAN", config, build, fit, verbose=verbose)
-    return lan.to(device or "cpu").eval(), loaded
+    exclude = None if exclude is None else [int(v) for v in exclude]
+    hidden = [int(h) for h in hidden]
+    config = {"lan": "mlp", "hidden": hidden, "noise": {"bootstrap": noise_pool["spec"]},
+              "exclude": exclude, "train_digits": len(images), "placement_seed": int(seed) + 1,
+              "version": 2}
+    return cached_lan(
+        "mnist-grid-LAN", model, lambda key: MLPMaskNet((1, 28, 28), hidden=tuple(hidden)),
+        lambda: translated_loader(images, labels, int(batch_size), exclude=exclude,
+                                  seed=int(seed) + 1),
+        bootstrap(noise_pool["canvases"]), explains=model_config, config=config,
+        beta=float(beta), steps=int(steps), lr=float(lr), batch_size=int(batch_size),
+        seed=int(seed), device=device, verbose=verbose)
 
 
 # ----------------------------------------------------------------------------- masks
@@ -505,44 +396,7 @@ def distance_to_border(canvas_size: int = 28, digit_size: int = 7) -> torch.Tens
     return torch.where(out >= 0, out, torch.nan)
 
 
-def correlation(a: torch.Tensor, b: torch.Tensor, *, rank: bool = False) -> float:
-    """Pearson (or, with ``rank=True``, Spearman) correlation over pixels finite in both maps."""
-    keep = torch.isfinite(a) & torch.isfinite(b)
-    x, y = a[keep].double(), b[keep].double()
-    if rank:
-        x, y = _ranks(x), _ranks(y)
-    x, y = x - x.mean(), y - y.mean()
-    denominator = float(x.norm() * y.norm())
-    if denominator == 0:
-        raise ValueError("one of the maps is constant where both are finite")
-    return float((x * y).sum()) / denominator
-
-
-def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """Mid-ranks (ties share the mean of their ranks)."""
-    values, inverse, counts = torch.unique(x, return_inverse=True, return_counts=True)
-    ends = counts.cumsum(0).double()
-    return (ends - (counts.double() - 1) / 2)[inverse]
-
-
 # ----------------------------------------------------------------------------- figures
-
-
-def _np(t: torch.Tensor):
-    """A tensor as a float numpy array, for matplotlib."""
-    return t.detach().float().cpu().numpy()
-
-
-def _new_axes(ax, rows: int, cols: int, size: tuple[float, float]):
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    if ax is None:  # outside pyplot: shown once when a cell returns it, never behind one's back
-        fig = Figure(figsize=(size[0] * cols, size[1] * rows), layout="constrained")
-        return fig, fig.subplots(rows, cols, squeeze=False)
-    axes = np.asarray(ax, dtype=object).reshape(rows, cols)
-    fig = axes[0, 0].get_figure(root=True)
-    return fig, axes
 
 
 def plot_digits_and_masks(canvases: torch.Tensor, masks: torch.Tensor, *, cols: int = 6,
@@ -561,7 +415,8 @@ def plot_digits_and_masks(canvases: torch.Tensor, masks: torch.Tensor, *, cols: 
     """
     n = len(canvases)
     rows = -(-n // cols)
-    fig, axes = _new_axes(ax, 2 * rows, cols, (1.55, 1.55))
+    axes = axes_grid(ax, 2 * rows, cols, size=(1.55, 1.55))
+    fig = root_figure(axes[0, 0])
     image = None
     for k in range(rows * cols):
         top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
@@ -571,14 +426,14 @@ def plot_digits_and_masks(canvases: torch.Tensor, masks: torch.Tensor, *, cols: 
             a.set_frame_on(k < n)
         if k >= n:
             continue
-        top.imshow(_np(canvases[k, 0]), cmap="gray", vmin=0, vmax=1)
-        image = bottom.imshow(_np(1 - masks[k, 0]), cmap="viridis", vmin=0, vmax=1)
+        top.imshow(as_numpy(canvases[k, 0]), cmap="gray", vmin=0, vmax=1)
+        image = bottom.imshow(as_numpy(1 - masks[k, 0]), cmap="viridis", vmin=0, vmax=1)
         if titles is not None:
             top.set_title(titles[k], fontsize="small")
     for r in range(rows):
         axes[2 * r, 0].set_ylabel("input")
         axes[2 * r + 1, 0].set_ylabel("importance")
-    fig.colorbar(image, ax=list(axes[1::2].flat), label="importance = 1 − mask", shrink=0.8)
+    fig.colorbar(image, ax=list(axes[1::2].flat), label=IMPORTANCE_LABEL, shrink=0.8)
     return fig
 
 
@@ -601,12 +456,11 @@ def plot_map(values: torch.Tensor, *, ax=None, title: str = "", label: str = "",
     """
     import matplotlib
 
-    from .plot import outline
-
-    fig, axes = _new_axes(ax, 1, 1, (3.3, 3.0))
+    axes = axes_grid(ax, 1, 1, size=(3.3, 3.0))
+    fig = root_figure(axes[0, 0])
     a = axes[0, 0]
     colours = matplotlib.colormaps[cmap].with_extremes(bad="#d9d9d9")
-    image = a.imshow(_np(values), cmap=colours, vmin=vmin, vmax=vmax)
+    image = a.imshow(as_numpy(values), cmap=colours, vmin=vmin, vmax=vmax)
     if region is not None:
         outline(a, region)
     a.set_title(title, fontsize="medium")
@@ -629,9 +483,8 @@ def plot_periodicity(scores: dict[int, dict[str, float]], table: torch.Tensor,
     Returns:
         matplotlib.figure.Figure
     """
-    from .plot import OKABE_ITO
-
-    fig, axes = _new_axes(ax, 1, 3, (3.4, 3.0))
+    axes = axes_grid(ax, 1, 3, size=(3.4, 3.0))
+    fig = root_figure(axes[0, 0])
     a, b, c = axes[0]
     periods = sorted(scores)
     a.bar([str(p) for p in periods], [scores[p]["ratio"] for p in periods], color=OKABE_ITO[0])
@@ -640,14 +493,14 @@ def plot_periodicity(scores: dict[int, dict[str, float]], table: torch.Tensor,
     a.set_ylabel("variance explained / chance")
     a.set_title("(i) periodicity of the grid", fontsize="medium")
     a.legend(fontsize="small")
-    image = b.imshow(_np(table), cmap="viridis")
+    image = b.imshow(as_numpy(table), cmap="viridis")
     b.set_xlabel(f"column mod {len(table)}")
     b.set_ylabel(f"row mod {len(table)}")
     b.set_xticks(range(len(table)))
     b.set_yticks(range(len(table)))
     b.set_title("(ii) mean importance per phase", fontsize="medium")
-    fig.colorbar(image, ax=b, label="importance = 1 − mask", shrink=0.85)
-    image = c.imshow(_np(coverage), cmap="cividis")
+    fig.colorbar(image, ax=b, label=IMPORTANCE_LABEL, shrink=0.85)
+    image = c.imshow(as_numpy(coverage), cmap="cividis")
     c.set_title("(iii) receptive fields per pixel", fontsize="medium")
     c.set_xticks([0, 8, 16, 24])
     c.set_yticks([0, 8, 16, 24])
@@ -670,20 +523,19 @@ def plot_explorer_state(canvas: torch.Tensor, mask: torch.Tensor, probs: torch.T
     Returns:
         matplotlib.figure.Figure
     """
-    from .plot import OKABE_ITO
-
-    fig, axes = _new_axes(ax, 1, 3, (2.3, 2.2))
+    axes = axes_grid(ax, 1, 3, size=(2.3, 2.2))
+    fig = root_figure(axes[0, 0])
     a, b, c = axes[0]
-    a.imshow(_np(canvas[0]), cmap="gray", vmin=0, vmax=1)
+    a.imshow(as_numpy(canvas[0]), cmap="gray", vmin=0, vmax=1)
     a.set_title("canvas", fontsize="small")
-    image = b.imshow(_np(1 - mask[0]), cmap="viridis", vmin=0, vmax=1)
+    image = b.imshow(as_numpy(1 - mask[0]), cmap="viridis", vmin=0, vmax=1)
     b.set_title("importance = 1 − mask", fontsize="small")
     for p in (a, b):
         p.set_xticks([])
         p.set_yticks([])
     fig.colorbar(image, ax=b, shrink=0.8)
     colours = [OKABE_ITO[1] if k == label else OKABE_ITO[0] for k in range(len(probs))]
-    c.bar(range(len(probs)), _np(probs), color=colours)
+    c.bar(range(len(probs)), as_numpy(probs), color=colours)
     c.set_ylim(0, 1)
     c.set_xticks(range(len(probs)))
     c.set_title("F's probabilities" + ("" if label is None else " (vermillion: true class)"),

@@ -1,15 +1,17 @@
-"""A task whose right answer is known: a classifier that reads only a few pixels.
+"""Chapter 01, the method: a task whose right answer is known.
 
 The images are uniform noise; the classifier's logits are a fixed linear
 function of a handful of chosen pixels and ignore every other one. A good mask
-must therefore mark exactly those pixels as needed. The method chapter
-(``notebooks/01_method``) and the tests use it to check explanations against
-the truth.
+must therefore mark exactly those pixels as needed. The chapter
+``notebooks/01_method`` checks both variants of the method against that truth
+(the AUROC of their importance), and lanlib's tests use the same task.
 
 Example:
     >>> task = known_pixels_task(100, shape=(1, 8, 8), relevant=5, seed=0)
     >>> task.inputs.shape, int(task.truth.sum())
     (torch.Size([100, 1, 8, 8]), 5)
+    >>> bool((task.model(task.inputs).argmax(1) == task.labels).all())
+    True
 """
 
 from __future__ import annotations
