@@ -6,7 +6,8 @@ everything here is derived from it:
 - every chapter's "Open in Colab" badge opens this very notebook of that repository,
   on ``repository.branch``, the same URL the book theme's launch button (the rocket)
   builds from ``launch_buttons.colab_url``;
-- every chapter's first code cell installs ``lanlib @ git+<repository.url>`` on Colab,
+- every chapter's first code cell installs ``lanlib[chapters] @ git+<repository.url>`` on Colab
+  (the extra brings what the chapters import beyond the core: Captum, matplotlib, ...),
   and no cell names another repository;
 - what that cell installs works: the package built as a wheel from this checkout,
   installed into a fresh virtual environment, imports every module of ``lanlib``
@@ -63,7 +64,7 @@ def colab_url(notebook: str) -> str:
 
 
 def install_requirement() -> str:
-    return f"lanlib @ git+{repository()[0]}"
+    return f"lanlib[chapters] @ git+{repository()[0]}"
 
 
 @pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
