@@ -74,6 +74,7 @@ def mse(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
     return (_flat(corrupted) - _flat(reference)).pow(2).mean(dim=1)
 
 
+#: The distortions by name, as ``loss=`` of the fits takes them.
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "kl": kl,
     "ce": ce,

@@ -56,10 +56,13 @@ __all__ = [
     "use_book_style",
 ]
 
+#: The colour-bar label of every importance map.
 IMPORTANCE_LABEL = "importance = 1 − mask"
+#: The colour map of every importance map (perceptually uniform, colour-blind safe).
 IMPORTANCE_CMAP = "viridis"
 #: Okabe & Ito's colour-blind-safe palette (black left out), for lines and outlines.
 OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+#: Line markers, one per series, to tell series apart without colour.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _OUTLINE_COLOUR = "#D55E00"  # vermillion: visible on grey inputs and on viridis
 

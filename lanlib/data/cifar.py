@@ -39,6 +39,7 @@ from ._files import (
 
 __all__ = ["CIFAR10_CLASSES", "load_cifar10"]
 
+#: The ten class names, in the order of the labels 0 to 9.
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",

@@ -20,6 +20,7 @@ from ._files import check_split, data_root, find_file
 
 __all__ = ["MNIST_URLS", "load_mnist"]
 
+#: Where the MNIST files are downloaded from, tried in order.
 MNIST_URLS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",

@@ -72,6 +72,7 @@ __all__ = [
     "tokenize",
 ]
 
+#: The parts of a post that ``remove=`` may strip.
 REMOVE_OPTIONS = ("headers", "footers", "quotes")
 _ARCHIVE = "20news-bydate.tar.gz"
 _EXTRACTED = "20news-bydate"

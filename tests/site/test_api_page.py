@@ -21,9 +21,8 @@ import lanlib
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_SOURCE = ROOT / "book" / "api.md"
-#: Subpackages with their own pages or no public API: the chapters' modules are
-#: documented in their chapters, the benchmark by ``python -m lanlib.bench --help``.
-NOT_IN_REFERENCE = ("lanlib.chapters", "lanlib.bench")
+#: The benchmark is documented by ``python -m lanlib.bench --help`` and benchmarks/README.md.
+NOT_IN_REFERENCE = ("lanlib.bench",)
 
 pytestmark = pytest.mark.browser
 
@@ -81,3 +80,20 @@ def test_top_level_names_are_documented_where_they_live(anchors: set[str]):
         if home not in anchors:
             missing.append(f"lanlib.{name} (expected {home})")
     assert not missing, f"the API page lacks {missing}"
+
+
+def test_documented_packages_re_export_their_modules_names():
+    """A package documented as a whole (``lanlib.data``) must export what its modules
+    make public, or those names would be missing from the page."""
+    missing = []
+    for package in documented_modules():
+        pkg = importlib.import_module(package)
+        if package == "lanlib" or not hasattr(pkg, "__path__"):
+            continue
+        exported = set(getattr(pkg, "__all__", ()))
+        for info in pkgutil.iter_modules(pkg.__path__, f"{package}."):
+            if info.name.rsplit(".", 1)[1].startswith("_"):
+                continue
+            names = getattr(importlib.import_module(info.name), "__all__", ())
+            missing += [f"{info.name}.{n}" for n in names if n not in exported]
+    assert not missing, f"not exported by their package: {missing}"
