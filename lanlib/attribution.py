@@ -109,6 +109,8 @@ _REDUCE = ("abs_sum", "abs_max", "abs", "none")
 class Attribution:
     """What one method said about a batch.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     Attributes:
         method (str): the method's name.
         maps (Tensor): ``(N, 1, H, W)`` importance maps for images (``reduce="abs_sum"`` or
@@ -168,6 +170,8 @@ def _occlusion(model, inputs, target, baselines, *, window: int = 6, stride: int
 
 def patch_partition(shape: Sequence[int], patch: int) -> torch.Tensor:
     """Number the ``patch x patch`` squares of an image: a ``(1, 1, H, W)`` long tensor.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     Squares at the right and bottom edges may be smaller. The channels share one
     partition.
@@ -354,6 +358,8 @@ def attribute(
 ) -> Attribution:
     """Run one explanation method on a batch and time it.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     Args:
         model (nn.Module): the classifier, mapping ``(N, ...)`` to logits ``(N, classes)``.
         inputs (Tensor (N, ...)): what to explain, e.g. images ``(N, C, H, W)``.
@@ -441,6 +447,8 @@ def attribute_many(
 ) -> dict[str, Attribution]:
     """Run several methods on the same inputs and the same targets.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     Args:
         model, inputs, baselines, reduce, batch_size, device: as in :func:`attribute`.
         methods (sequence or mapping): method names, trained LANs, Captum classes or
@@ -495,6 +503,8 @@ def attribute_many(
 
 class LatentAttention:
     """Sample masks behind Captum's interface: ``LatentAttention(model, beta=1.0).attribute(x)``.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     For readers who know Captum: construct with the model, call ``attribute``, get a
     tensor shaped like the inputs. Each input gets its own mask, fitted by
@@ -562,6 +572,8 @@ def _as_inputs(inputs, model: nn.Module) -> torch.Tensor:
 
 def explain_func(method="saliency", **defaults: Any) -> Callable[..., np.ndarray]:
     """Any method as ``explain(model, inputs, targets, **kwargs) -> numpy.ndarray``.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     The signature that evaluation toolkits such as Quantus call (their
     ``explain_func``; nothing here imports them). The arrays it returns are shaped like

@@ -105,6 +105,8 @@ def check_mask(mask, inputs: torch.Tensor, source: str = "mask") -> torch.Tensor
 def corrupt(inputs: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor) -> torch.Tensor:
     """Eq. 2: ``x~ = mask * eta + (1 - mask) * inputs``.
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+
     Args:
         inputs (Tensor (N, ...)): the inputs x.
         mask (Tensor): A(x) in [0, 1], broadcastable to ``inputs`` (e.g. ``(N, 1, H, W)``
@@ -125,7 +127,10 @@ def corrupt(inputs: torch.Tensor, mask: torch.Tensor, eta: torch.Tensor) -> torc
 
 
 def importance(mask: torch.Tensor) -> torch.Tensor:
-    """What the model attends to: ``1 - mask`` (1 = needed, 0 = ignored)."""
+    """What the model attends to: ``1 - mask`` (1 = needed, 0 = ignored).
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
     return 1 - mask
 
 
@@ -133,6 +138,8 @@ def upsample_mask(
     mask: torch.Tensor, like: torch.Tensor | torch.Size, *, smooth: bool = True
 ) -> torch.Tensor:
     r"""Expand a coarse or channel-shared mask ``(N, *mask_shape)`` to the shape of ``like``.
+
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it; chapters 05 and 06 use it.
 
     Dimensions of size 1 broadcast; spatial dimensions (all after the channel
     dimension) that differ are interpolated: linear, bilinear or trilinear when
@@ -169,6 +176,8 @@ def upsample_mask(
 @contextlib.contextmanager
 def frozen(model: nn.Module):
     """Put ``model`` in eval mode with no parameter gradients; restore both on exit.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
 
     The restore happens even when the body raises. Parameters are never changed.
     """
@@ -215,6 +224,8 @@ def objective(
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """The per-sample objective of Eqs. 3-4: ``L_F(F(x), F(x~)) - beta * mean(mask)``.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
 
     One draw of η estimates the expectation over the noise. The model is used as
     it is (wrap the call in :func:`frozen` to keep its parameters out of autograd).

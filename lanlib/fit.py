@@ -219,6 +219,8 @@ def fit_lan(
 ) -> nn.Module:
     """Train a Latent Attention Network ``lan`` to explain ``model`` (Eq. 3 of the paper).
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 02, 03, 04 and 06 use it.
+
     Minimises ``mean over x of L_F(F(x), F(x~)) - beta * mean(A(x))`` with Adam, where
     ``x~ = A(x) * eta + (1 - A(x)) * x`` and ``eta = noise(x)``.
 
@@ -319,6 +321,8 @@ def fit_sample_masks(
 ) -> torch.Tensor:
     r"""Fit one mask per input, all at once (Eq. 4 of the paper).
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 03, 04, 05 and 06 use it.
+
     Each row's mask minimises ``L_F(F(x), F(x~)) - beta * mean(m)``; the rows are
     optimised together in one loop, and since the batch objective is the sum of the
     rows' objectives (and F is in eval mode), each mask is what fitting it alone
@@ -416,6 +420,8 @@ def fit_sample_masks_over_beta(
     **kwargs,
 ) -> torch.Tensor:
     r"""Sample-specific masks (Eq. 4) for every input at every beta, in ONE batched call.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 02 and 03 use it.
 
     ``beta`` is a scalar of :func:`lanlib.fit_sample_masks`; to fit several betas at
     once, every input is repeated once per beta and row ``r`` minimises

@@ -36,6 +36,8 @@ def _flat(outputs: torch.Tensor) -> torch.Tensor:
 def class_logits(outputs: torch.Tensor) -> torch.Tensor:
     """Outputs ``(N, ...)`` as class logits ``(N, C)``; one output per row becomes two classes.
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains the losses that use it.
+
     A single logit ``z`` (outputs ``(N,)`` or ``(N, 1)``) is a binary classifier's:
     it becomes the logits ``(0, z)``, whose softmax is ``(1 - sigmoid(z), sigmoid(z))``.
 
@@ -50,27 +52,39 @@ def class_logits(outputs: torch.Tensor) -> torch.Tensor:
 
 
 def at_least_float32(outputs: torch.Tensor) -> torch.Tensor:
-    """``outputs`` in float32 if they are of a lower precision (bfloat16, float16), else as is."""
+    """``outputs`` in float32 if they are of a lower precision (bfloat16, float16), else as is.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains the losses that use it.
+    """
     if outputs.is_floating_point() and torch.finfo(outputs.dtype).bits < 32:
         return outputs.float()
     return outputs
 
 
 def kl(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-    """KL divergence from the reference class distribution to the corrupted one, per sample."""
+    """KL divergence from the reference class distribution to the corrupted one, per sample.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
     log_p = F.log_softmax(class_logits(reference), dim=1)
     log_q = F.log_softmax(class_logits(corrupted), dim=1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=1)
 
 
 def ce(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the corrupted logits against the reference's predicted class."""
+    """Cross-entropy of the corrupted logits against the reference's predicted class.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
     return F.cross_entropy(class_logits(corrupted), class_logits(reference).argmax(dim=1),
                            reduction="none")
 
 
 def mse(reference: torch.Tensor, corrupted: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference of the raw outputs, per sample."""
+    """Mean squared difference of the raw outputs, per sample.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
     return (_flat(corrupted) - _flat(reference)).pow(2).mean(dim=1)
 
 
@@ -83,7 +97,10 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 
 
 def resolve(loss) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Turn a loss name or callable into a callable returning per-sample values ``(N,)``."""
+    """Turn a loss name or callable into a callable returning per-sample values ``(N,)``.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; use one of {sorted(LOSSES)} or a callable")

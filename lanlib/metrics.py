@@ -45,6 +45,8 @@ __all__ = [
 def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (ties count one half).
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapter 06 use it.
+
     It is the probability that a random relevant element scores higher than a random
     irrelevant one: 1 is a perfect ranking, 0.5 is chance.
 
@@ -82,6 +84,8 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
 def mid_ranks(values: torch.Tensor) -> torch.Tensor:
     """Ranks of the elements of ``values`` (1 = smallest), ties sharing their mean rank.
 
+    Chapter 04 (``notebooks/04_newsgroups.ipynb``) explains it.
+
     Args:
         values (Tensor): any shape; ranked as one flat sequence.
 
@@ -100,6 +104,8 @@ def mid_ranks(values: torch.Tensor) -> torch.Tensor:
 
 def correlation(a: torch.Tensor, b: torch.Tensor, *, rank: bool = False) -> float:
     """Pearson (``rank=True``: Spearman) correlation of two maps, over the elements finite in both.
+
+    Chapter 02 (``notebooks/02_mnist_grid.ipynb``) explains it; chapter 04 use it.
 
     Args:
         a, b (Tensor): one shape; NaN or infinite elements (in either) are left out.
@@ -142,6 +148,8 @@ def output_agreement(
     generator: torch.Generator | None = None,
 ) -> float | torch.Tensor:
     """Share of ``inputs`` whose predicted class is unchanged after corruption by ``mask``.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 03 and 04 use it.
 
     With ``draws > 1`` every input is corrupted by ``draws`` independent noise draws (in
     one batch: each input repeated ``draws`` times, one noise call), and the share is
@@ -203,6 +211,8 @@ def perturbation_curve(
     generator: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     r"""Deletion or insertion curve of an importance map, and the area under it.
+
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it; chapter 05 use it.
 
     Deletion replaces the most important elements of each input by noise first and
     follows F's probability for the class it predicted on the clean input: a faithful
@@ -278,6 +288,8 @@ def perturbation_curve(
 def binary_entropy(masks: torch.Tensor) -> torch.Tensor:
     """Mean binary entropy of each mask, in bits: 0 for a mask of hard 0s and 1s, 1 for all 0.5.
 
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it.
+
     A lower value is a "sharper" mask, one that decides for each element.
 
     Args:
@@ -297,6 +309,8 @@ def binary_entropy(masks: torch.Tensor) -> torch.Tensor:
 
 def mask_correlation(masks: torch.Tensor) -> torch.Tensor:
     """Pearson correlation between every pair of masks, ``(N, N)``.
+
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it.
 
     Args:
         masks (Tensor (N, ...)): one mask (or importance map) per sample.
@@ -327,6 +341,8 @@ def class_consistency(
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """Mean correlation of masks within a class and between classes.
+
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it.
 
     If a network's attention is consistent within a class (the paper's reading of
     its CIFAR-10 Figure 4), masks of two images of the same class correlate more
@@ -393,6 +409,8 @@ def swap_test(
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
     """How much a mask fits its own input better than another input's mask does.
+
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) explains it.
 
     For every input i, the model's output on ``x_i`` corrupted through its own mask
     is compared (``loss``, e.g. the KL divergence) with the output on ``x_i`` corrupted
@@ -489,6 +507,8 @@ def object_shares(importance: torch.Tensor, objects: Mapping[str, torch.Tensor],
                   per_image: bool = False) -> dict[str, float] | dict[str, torch.Tensor]:
     """Share of each image's importance on each object's pixels, and on the rest.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     Per image, ``sum(importance on the object) / sum(importance)``, averaged over the
     images. A map that knows nothing (uniform importance) gets the object's share of
     the area (:func:`area_shares`).
@@ -538,6 +558,8 @@ def object_shares(importance: torch.Tensor, objects: Mapping[str, torch.Tensor],
 def area_shares(objects: Mapping[str, torch.Tensor]) -> dict[str, float]:
     """The shares of a uniform importance map: each object's (and the rest's) mean area.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     Args:
         objects (mapping name -> BoolTensor (N, 1, H, W) or (N, H, W)): object pixels.
 
@@ -557,6 +579,8 @@ def area_shares(objects: Mapping[str, torch.Tensor]) -> dict[str, float]:
 def object_auroc(importance: torch.Tensor, mask: torch.Tensor, *,
                  per_image: bool = False) -> float | torch.Tensor:
     """AUROC of the importance for an object's pixels against all other pixels.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     Per image, the probability that a random pixel of the object is more important
     than a random pixel elsewhere (:func:`auroc`): 0.5 is chance, 1 a perfect ranking;
@@ -600,6 +624,8 @@ def object_auroc(importance: torch.Tensor, mask: torch.Tensor, *,
 def score(importance: torch.Tensor, objects: Mapping[str, torch.Tensor], *,
           auroc_for: Sequence[str] | None = None) -> dict[str, float]:
     """Shares of importance per object (and ``"rest"``), and AUROCs as ``"auroc_<name>"``.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     Args:
         importance (Tensor (N, C, H, W) or (N, H, W)): non-negative importance.

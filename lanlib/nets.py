@@ -31,6 +31,8 @@ __all__ = ["CoarseMaskNet", "ConvMaskNet", "MLPMaskNet"]
 class MLPMaskNet(nn.Module):
     """Fully connected mask network ``A(x)`` with outputs in [0, 1].
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 02, 03, 04 and 06 use it.
+
     Args:
         input_shape (tuple): per-sample input shape, e.g. ``(1, 28, 28)``.
         hidden (tuple of int): widths of the hidden layers (leaky ReLU). Default ``(100,)``.
@@ -75,6 +77,8 @@ class MLPMaskNet(nn.Module):
 class CoarseMaskNet(nn.Module):
     """A fully connected LAN with a coarser mask, upsampled to the image.
 
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
+
     An :class:`MLPMaskNet` sees the centred image (``inputs - 0.5``) and predicts a
     ``(1, mask_size, mask_size)`` mask shared by the colour channels; bilinear
     upsampling brings it to ``(1, H, W)``. Predicting a quarter of the values (for
@@ -111,6 +115,8 @@ class CoarseMaskNet(nn.Module):
 
 class ConvMaskNet(nn.Module):
     """A small fully convolutional LAN: the same weights look for what matters everywhere.
+
+    Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
     Not the paper's architecture (its LANs are fully connected): on images, a
     convolutional mask network shares what it learns across positions, so it can mark

@@ -58,7 +58,10 @@ def _finite_number(name: str, value) -> float:
 
 
 class Noise:
-    """Base class of the noise callables: ``noise(inputs, generator=None) -> eta``."""
+    """Base class of the noise callables: ``noise(inputs, generator=None) -> eta``.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it.
+    """
 
     def __init__(self, generator: torch.Generator | None = None):
         self.generator = generator
@@ -160,6 +163,8 @@ class _Bootstrap(Noise):
 def constant(value: float = 0.0) -> Noise:
     """Constant noise, η = ``value`` everywhere (the paper's text experiments use 0).
 
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapter 04 use it.
+
     Args:
         value (float): the replacement value, finite. Default 0.0.
 
@@ -171,6 +176,8 @@ def constant(value: float = 0.0) -> Noise:
 
 def uniform(low: float = 0.0, high: float = 1.0, *, generator: torch.Generator | None = None):
     """Independent uniform noise in ``[low, high)`` per element (the paper's ImageNet runs).
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapter 05 use it.
 
     Args:
         low (float): lower bound, finite. Default 0.0.
@@ -185,6 +192,8 @@ def uniform(low: float = 0.0, high: float = 1.0, *, generator: torch.Generator |
 
 def bootstrap(samples, *, generator: torch.Generator | None = None) -> Noise:
     """Bootstrapped noise: η is a whole random sample of the data, one per input.
+
+    Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 02 and 04 use it.
 
     This is the paper's choice for MNIST and CIFAR-10: the corrupted input stays
     on the data manifold pixel by pixel.
