@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 
+import nbformat
 import pytest
 
 METHOD_MODULES = ("core", "fit", "noise", "losses", "nets", "metrics", "attribution")
@@ -28,3 +30,11 @@ def _public_callables():
 def test_names_the_chapter_that_explains_it(name, obj):
     doc = inspect.getdoc(obj) or ""
     assert "notebooks/0" in doc, f"{name}'s docstring names no chapter (``notebooks/NN_name``)"
+
+
+@pytest.mark.parametrize("notebook", sorted(
+    (Path(__file__).parents[1] / "notebooks").glob("0*.ipynb")), ids=lambda p: p.stem)
+def test_chapters_link_to_the_reference(notebook):
+    cells = nbformat.read(notebook, as_version=4).cells
+    assert any(c.cell_type == "markdown" and "../book/api" in c.source for c in cells), (
+        f"{notebook.name} has no link to the API reference ({{doc}}`... <../book/api>`)")
