@@ -122,13 +122,17 @@ def setup(profile: str = "auto", seed: int = 0, device: str | torch.device = "au
 
     Raises:
         TypeError: ``seed`` is not an integer.
-        ValueError: unknown profile or device, or a CUDA device without CUDA.
+        ValueError: unknown profile or device, a CUDA device without CUDA, or ``threads``
+            not a positive integer.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, got {seed!r}")
     profile, resolved = resolve_profile(profile, device)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if resolved.type == "cpu" and threads is not None:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     use_book_style()
     return Setup(profile, resolved, seed)

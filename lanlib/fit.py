@@ -456,6 +456,9 @@ def fit_sample_masks_over_beta(
         torch.Size([2, 2, 4])
     """
     inputs = check_inputs(inputs)
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__iter__"):
+        raise TypeError(f"betas must be a sequence of positive numbers such as [0.5, 1, 2], got "
+                        f"{betas!r}; for a single beta call lanlib.fit_sample_masks")
     values = [b.item() if isinstance(b, torch.Tensor) and b.numel() == 1 else b
               for b in betas]
     if not values:

@@ -127,6 +127,9 @@ def correlation(a: torch.Tensor, b: torch.Tensor, *, rank: bool = False) -> floa
         raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must have one shape")
     keep = torch.isfinite(a) & torch.isfinite(b)
     x, y = a[keep].double(), b[keep].double()
+    if len(x) < 2:
+        raise ValueError(f"only {len(x)} element(s) are finite in both maps; a correlation "
+                         "needs at least 2")
     if rank:
         x, y = mid_ranks(x), mid_ranks(y)
     x, y = x - x.mean(), y - y.mean()

@@ -205,3 +205,11 @@ def test_fit_over_beta_matches_separate_fits():
                                         progress=False)
         assert torch.allclose(both[k], alone, atol=1e-3)
     assert both[1].mean() > both[0].mean()  # a larger beta, a larger mask
+
+
+@pytest.mark.parametrize("betas", [0.5, "0.5", None])
+def test_beta_sweep_wants_a_sequence(betas):
+    model = torch.nn.Linear(4, 3)
+    with pytest.raises(TypeError, match="betas must be a sequence"):
+        lanlib.fit_sample_masks_over_beta(model, torch.rand(2, 4), lanlib.noise.uniform(),
+                                          betas, steps=2, progress=False)

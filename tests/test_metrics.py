@@ -88,3 +88,9 @@ def test_output_agreement_draws_differ_per_input_and_are_seeded():
     first = rates(0)
     assert torch.equal(first, rates(0)) and first.shape == (5,)
     assert bool(((first > 0) & (first < 1)).any())  # a share of draws, not only 0 or 1
+
+
+def test_correlation_needs_two_finite_pairs():
+    nan = float("nan")
+    with pytest.raises(ValueError, match="finite in both maps"):
+        metrics.correlation(torch.tensor([nan, 1.0, nan]), torch.tensor([1.0, nan, 2.0]))

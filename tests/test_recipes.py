@@ -110,3 +110,9 @@ def test_setup_resolves_seeds_and_limits_threads():
 def test_setup_rejects_bad_parameters(kwargs, error):
     with pytest.raises(error):
         book.setup(**{"profile": "quick", "seed": 0, "device": "cpu", **kwargs})
+
+
+@pytest.mark.parametrize("threads", [0, -1, "2", 1.5, True])
+def test_setup_rejects_bad_thread_counts(threads):
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        book.setup("quick", seed=0, device="cpu", threads=threads)

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ._checksums import KNOWN_SHA256
 from ._files import candidate_paths, data_root, find_file, notice_once
@@ -43,28 +42,12 @@ def _square(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 ``(3, H, W)`` to shorter side ``size``, centre-crop, scale to [0, 1].
 
     torchvision resizes the uint8 image itself, so the pixels are rounded to integers
-    before they are scaled (the sample photos; :func:`package_photos` resizes in float).
+    before they are scaled. Both the sample photos and :func:`package_photos` go through it.
     """
     from torchvision.transforms.v2 import functional as TF
 
     image = TF.center_crop(TF.resize(image, [size], antialias=True), [size, size])
     return image.float().div_(255)
-
-
-def _square_float(image: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 ``(3, H, W)`` -> float ``(3, size, size)`` in [0, 1], resized in floating point.
-
-    The shorter side becomes ``size`` (bilinear, antialiased, the longer side rounded),
-    then the centre is cropped. Unlike :func:`_square`, the pixels are not rounded to
-    integers after resizing.
-    """
-    image = image.float().div(255).unsqueeze(0)
-    h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    new = (max(size, round(h * scale)), max(size, round(w * scale)))
-    image = F.interpolate(image, size=new, mode="bilinear", antialias=True, align_corners=False)
-    top, left = (new[0] - size) // 2, (new[1] - size) // 2
-    return image[0, :, top:top + size, left:left + size].clamp(0, 1)
 
 
 def package_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
@@ -95,7 +78,7 @@ def package_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
         pass
     else:
         arrays += [(name, getattr(skimage_data, name)()) for name in _SKIMAGE_PHOTOS]
-    photos = [_square_float(torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1), size)
+    photos = [_square(torch.from_numpy(array[..., :3].copy()).permute(2, 0, 1), size)
               for _, array in arrays]
     return torch.stack(photos), [name for name, _ in arrays]
 
