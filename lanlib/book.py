@@ -28,48 +28,13 @@ import torch
 
 from .data import data_root
 from .data._files import atomic_write
+from .loop import named_device
 from .plot import use_book_style
 
-__all__ = ["PROFILES", "Setup", "resolve_device", "resolve_profile", "results_path",
-           "save_results", "setup"]
+__all__ = ["PROFILES", "Setup", "resolve_profile", "results_path", "save_results", "setup"]
 
 #: The profiles every chapter offers: "quick" runs on a CPU in minutes, "full" wants a GPU.
 PROFILES = ("quick", "full")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """The torch device that ``device`` names; ``"auto"`` is CUDA if available, else the CPU.
-
-    Args:
-        device (str or torch.device): ``"auto"``, or a torch device string such as
-            ``"cpu"``, ``"cuda"`` or ``"cuda:0"`` (a ``torch.device`` is returned as is).
-
-    Returns:
-        torch.device: the device.
-
-    Raises:
-        TypeError: ``device`` is neither a string nor a ``torch.device``.
-        ValueError: an unknown device, or a CUDA device where CUDA is not available.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if isinstance(device, torch.device):
-        return device
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as err:
-        raise ValueError(
-            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
-        ) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
-    return resolved
 
 
 def resolve_profile(profile: str, device: str | torch.device = "auto") -> tuple[str, torch.device]:
@@ -90,7 +55,7 @@ def resolve_profile(profile: str, device: str | torch.device = "auto") -> tuple[
     allowed = ("auto", *PROFILES)
     if profile not in allowed:
         raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(map(repr, allowed))}")
-    resolved = resolve_device(device)
+    resolved = named_device(device)
     if profile == "auto":
         profile = "full" if resolved.type == "cuda" else "quick"
     return profile, resolved

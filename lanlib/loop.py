@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from .core import check_inputs, check_module, check_seed, frozen
 
-__all__ = ["History", "batches", "seeded"]
+__all__ = ["History", "batches", "named_device", "seeded"]
 
 
 class History:
@@ -76,17 +76,29 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-def resolve_device(model: nn.Module, device) -> torch.device:
-    """``device`` if given (checked to exist here), else the device of the model's first
-    parameter or buffer. ``model`` must be an ``nn.Module``."""
-    check_module("model", model)
-    if device is None:
-        first = next(itertools.chain(model.parameters(), model.buffers()), None)
-        return first.device if first is not None else torch.device("cpu")
+def named_device(device: str | torch.device = "auto") -> torch.device:
+    """The torch device that ``device`` names, checked to exist on this machine.
+
+    Args:
+        device (str or torch.device): ``"auto"`` (CUDA if available, else the CPU), or a
+            device such as ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``torch.device("mps")``.
+
+    Returns:
+        torch.device: the device.
+
+    Raises:
+        ValueError: a name torch does not know, or a CUDA or MPS device this machine lacks.
+
+    Example:
+        >>> named_device("cpu")
+        device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device {device!r} is not a device torch knows; use 'cpu' or "
+        raise ValueError(f"device {device!r} is not a device torch knows; use 'auto', 'cpu' or "
                          f"'cuda' ({exc})") from None
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -98,6 +110,16 @@ def resolve_device(model: nn.Module, device) -> torch.device:
         raise ValueError("device 'mps' was asked for, but MPS is not available here; use "
                          "device='cpu'")
     return device
+
+
+def resolve_device(model: nn.Module, device) -> torch.device:
+    """``device`` if given (see :func:`named_device`), else the device of the model's first
+    parameter or buffer. ``model`` must be an ``nn.Module``."""
+    check_module("model", model)
+    if device is None:
+        first = next(itertools.chain(model.parameters(), model.buffers()), None)
+        return first.device if first is not None else torch.device("cpu")
+    return named_device(device)
 
 
 def floating_dtype(module: nn.Module) -> torch.dtype | None:

@@ -96,7 +96,7 @@ def test_smoke_trains_in_a_scratch_folder(smoke):
 
 
 def test_unknown_device_subject_or_section_is_rejected():
-    with pytest.raises(ValueError, match="unknown device"):
+    with pytest.raises(ValueError, match="is not a device torch knows"):
         bench.run("smoke", "tpu:x")
     with pytest.raises(ValueError, match="unknown subjects"):
         bench.run("smoke", "cpu", subjects=["svhn"])

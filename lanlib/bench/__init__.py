@@ -67,7 +67,7 @@ from typing import Any
 
 import torch
 
-from ..book import resolve_device
+from ..loop import named_device
 from .quality import amortised, batch1_seconds_per_step, convergence, matched_time, methods
 from .report import chart, goals, table, write_json
 from .settings import BETA_REL, LIBRARY, PAPER, SETTINGS, SUBJECTS
@@ -96,7 +96,7 @@ def run(setting: str = "quick", device: str = "auto", *, seed: int = 0,
     Args:
         setting (str): ``"smoke"``, ``"quick"`` or ``"full"``.
         device (str): ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``
-            (:func:`lanlib.book.resolve_device`).
+            (:func:`lanlib.loop.named_device`).
         seed (int): seeds training, image choice, masks and noise.
         threads (int, optional): intra-op threads on the CPU; default 1 there.
         compile_too (bool, optional): also measure ``compile=True``; default per setting.
@@ -110,7 +110,7 @@ def run(setting: str = "quick", device: str = "auto", *, seed: int = 0,
     if setting not in SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; use one of {sorted(SETTINGS)}")
     cfg = SETTINGS[setting]
-    dev = resolve_device(device)
+    dev = named_device(device)
     if dev.type == "cpu":
         torch.set_num_threads(threads or 1)
     elif threads:
