@@ -40,7 +40,13 @@ import torch
 from torch import nn
 
 from ._version import __version__
-from .data._files import check_writable, data_root, load_tensor_file, save_tensor_file
+from .data._files import (
+    check_writable,
+    data_root,
+    load_tensor_file,
+    save_tensor_file,
+    shown_path,
+)
 from .fit import fit_lan
 from .loop import seeded
 from .train import train_classifier
@@ -173,7 +179,7 @@ def load_or_train(
                 "model code changed since it was saved. Delete the file to retrain, or "
                 f"add a version number to the config.\n{exc}"
             ) from exc
-        loaded, message = True, f"loaded {name} from {path}"
+        loaded, message = True, f"loaded {name} from {shown_path(path)}"
     else:
         check_writable(path.parent, f"the checkpoint of {name!r}")  # before training, not after
         start = time.perf_counter()
@@ -185,7 +191,7 @@ def load_or_train(
             "lanlib_version": __version__,
         }
         loaded = False
-        message = f"trained {name} in {elapsed:.1f} s, saved to {path}"
+        message = f"trained {name} in {elapsed:.1f} s, saved to {shown_path(path)}"
         try:
             save_tensor_file(path, module.state_dict(), meta)
         except (OSError, RuntimeError) as exc:  # torch.save wraps some write errors

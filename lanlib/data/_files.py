@@ -53,6 +53,7 @@ __all__ = [
     "replace_directory",
     "safe_members",
     "save_tensor_file",
+    "shown_path",
     "verify_file",
 ]
 
@@ -100,6 +101,19 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     if (checkout_data / "README.md").is_file():
         return checkout_data
     return Path.home() / ".cache" / "lanlib"
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """A path as messages print it: relative to the checkout or ``~`` when it lies inside.
+
+    Printed output ends up in the rendered book, which must not show the build machine's
+    folders: ``/home/me/book/data/checkpoints/f.pt`` prints as ``data/checkpoints/f.pt``.
+    """
+    path = Path(path).expanduser().absolute()
+    for base, prefix in ((Path(__file__).resolve().parents[2], ""), (Path.home(), "~/")):
+        if path.is_relative_to(base):
+            return prefix + path.relative_to(base).as_posix()
+    return str(path)
 
 
 def mirror_root() -> Path | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ._checksums import KNOWN_SHA256
-from ._files import candidate_paths, data_root, find_file, notice_once
+from ._files import candidate_paths, data_root, find_file, notice_once, shown_path
 
 __all__ = ["imagenet_class_names", "load_imagenet_samples", "package_photos"]
 
@@ -128,7 +128,7 @@ def load_imagenet_samples(
         photos = [decode_image(read_file(str(path)), mode=ImageReadMode.RGB) for path in paths]
         images = torch.stack([_square(photo, size) for photo in photos])
     else:
-        looked = ", ".join(str(path.parent) for path in candidate_paths(_SAMPLES[0], root))
+        looked = ", ".join(shown_path(path.parent) for path in candidate_paths(_SAMPLES[0], root))
         notice_once(
             f"ImageNet sample photos not found (looked in {looked}); using photos shipped "
             "with scikit-learn/scikit-image instead, with label -1 (unknown class)."

@@ -1,0 +1,159 @@
+"""lanlib.book: profiles a student can trust, glued numbers, results with provenance."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lanlib
+from lanlib import book
+from lanlib.data._files import shown_path
+
+SIZES = {"quick": {"f_steps": 800, "lan_steps": 400, "images": 10},
+         "full": {"f_steps": 100_000, "lan_steps": 250_000, "images": 50}}
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    """A machine where torch reports one CUDA device (nothing is ever run on it)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
+def test_auto_is_quick_on_a_gpu(fake_gpu):
+    profile, device = book.resolve_profile("auto", "auto")
+    assert (profile, device.type) == ("quick", "cuda")
+    assert book.resolve_profile("full", "auto")[0] == "full"  # only when asked by name
+
+
+def test_auto_is_quick_on_a_cpu():
+    assert book.resolve_profile("auto", "cpu") == ("quick", torch.device("cpu"))
+
+
+def test_setup_says_what_auto_chose_and_what_it_costs(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path))
+    threads = torch.get_num_threads()
+    try:
+        book.setup("auto", device="cpu", chapter="03_cifar10", sizes=SIZES)
+        said = capsys.readouterr().out
+        assert "'auto' -> 'quick'" in said and "2.3 min" in said and "profile='full'" in said
+        book.setup("full", device="cpu", chapter="03_cifar10", sizes=SIZES)
+        said = capsys.readouterr().out
+        assert "625x the quick profile's training steps" in said
+        assert "no full run has been recorded" in said
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_setup_quotes_the_last_full_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path))
+    record = {"profile": "full", "provenance": {"wall_time_s": 2400.0, "device_name": "H200",
+                                                "date": "2026-12-01"}}
+    path = book.results_path("03_cifar10", profile="full")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(record))
+    book.setup("full", device="cpu", chapter="03_cifar10", sizes=SIZES, threads=None)
+    assert "the last full run took 40 min on H200 (2026-12-01)" in capsys.readouterr().out
+
+
+def test_setup_rejects_sizes_without_both_profiles():
+    with pytest.raises(ValueError, match="sizes must map 'quick' and 'full'"):
+        book.setup("quick", device="cpu", threads=None, sizes={"quick": {"steps": 3}})
+
+
+@pytest.mark.parametrize(("value", "fmt", "text"), [
+    (0.5712, None, "0.57"), (3, None, "3"), (torch.tensor(0.125), ".3f", "0.125"),
+    (np.float64(0.25), ".0%", "25%"), (12_500, ",", "12,500"), ("KL", None, "KL"),
+    (True, None, "True"),
+])
+def test_glue_prints_where_myst_nb_is_missing(value, fmt, text, capsys, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_myst_nb(name, *args, **kwargs):
+        if name == "myst_nb":
+            raise ImportError("no myst_nb here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_myst_nb)
+    assert book.glue("name", value, fmt) is value
+    assert capsys.readouterr().out == f"name = {text}\n"
+
+
+def test_glue_hands_myst_nb_plain_text(monkeypatch):
+    import myst_nb
+
+    seen = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update(
+        name=name, repr=repr(value), display=display))
+    book.glue("own_better", 0.5678)
+    assert seen == {"name": "own_better", "repr": "0.57", "display": False}
+
+
+@pytest.mark.parametrize(("name", "value", "error"), [
+    ("", 1.0, ValueError), ("a b", 1.0, ValueError), ("x", float("nan"), ValueError),
+    ("x", float("inf"), ValueError), ("x", torch.ones(3), TypeError), ("x", [1, 2], TypeError),
+])
+def test_glue_refuses_what_a_sentence_cannot_state(name, value, error):
+    with pytest.raises(error):
+        book.glue(name, value)
+
+
+def test_full_results_go_to_their_own_folder_with_provenance(tmp_path):
+    book.setup("quick", device="cpu", threads=None, chapter=None)
+    quick = book.save_results("03_cifar10", {"profile": "quick", "x": 1.0}, root=tmp_path)
+    full = book.save_results("03_cifar10", {"profile": "full", "x": 2.0}, root=tmp_path)
+    assert quick == tmp_path / "results" / "03_cifar10.json"
+    assert full == tmp_path / "results" / "full" / "03_cifar10.json"
+    record = json.loads(full.read_text())
+    assert record["x"] == 2.0
+    assert set(record["provenance"]) == {"date", "machine", "device", "device_name", "commit",
+                                         "lanlib", "torch", "wall_time_s"}
+    assert record["provenance"]["wall_time_s"] >= 0
+    assert book.full_results("03_cifar10", root=tmp_path) == record
+
+
+def test_results_may_not_bring_their_own_provenance(tmp_path):
+    with pytest.raises(ValueError, match="written by save_results itself"):
+        book.save_results("01_method", {"profile": "quick", "provenance": "mine"}, root=tmp_path)
+
+
+def test_full_results_table_says_when_no_full_run_exists(tmp_path):
+    text = book.full_results_table("03_cifar10", {"x": "a number"}, root=tmp_path)
+    assert "No full-profile run of this chapter has been recorded" in text
+
+
+def test_full_results_table_shows_both_runs(tmp_path):
+    book.save_results("03_cifar10", {"profile": "full", "swap": {"own_better": 0.8125}},
+                      root=tmp_path)
+    text = book.full_results_table("03_cifar10", {"swap.own_better": "own mask better"},
+                                   current={"swap": {"own_better": 0.5}}, root=tmp_path)
+    assert "| own mask better | 0.812 | 0.5 |" in text
+    assert "Full run: " in text
+
+
+def test_a_damaged_full_results_file_is_named(tmp_path):
+    path = book.results_path("03_cifar10", tmp_path, "full")
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        book.full_results("03_cifar10", root=tmp_path)
+    path.write_text(json.dumps({"profile": "quick"}))
+    with pytest.raises(ValueError, match="does not hold full-profile results"):
+        book.full_results("03_cifar10", root=tmp_path)
+
+
+def test_printed_paths_do_not_show_the_build_machine():
+    checkout = Path(lanlib.__file__).resolve().parents[1]
+    assert shown_path(checkout / "data" / "checkpoints" / "f.pt") == "data/checkpoints/f.pt"
+    assert shown_path(Path.home() / ".cache" / "lanlib" / "x") == "~/.cache/lanlib/x"
+
+
+def test_markdown_table_escapes_pipes_and_checks_rows():
+    assert book.markdown_table(["a", "b"], [["x|y", 1]]).splitlines()[-1] == "| x\\|y | 1 |"
+    with pytest.raises(ValueError, match="row 0 has 1 cells, the header 2"):
+        book.markdown_table(["a", "b"], [["x"]])
