@@ -229,15 +229,8 @@ def glue(name: str, value: Any, fmt: str | None = None) -> Any:
     except ImportError:
         print(f"{name} = {text}")
     else:
-        myst_glue(name, _Text(text), display=False)
+        myst_glue(name, text, display=False)  # {glue:text} strips the repr's quotes
     return value
-
-
-class _Text(str):
-    """A string whose plain-text form has no quotes, for ``{glue:text}``."""
-
-    def __repr__(self) -> str:
-        return str(self)
 
 
 def _check_json(value: Any, where: str) -> None:

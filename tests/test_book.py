@@ -86,12 +86,15 @@ def test_glue_prints_where_myst_nb_is_missing(value, fmt, text, capsys, monkeypa
 
 def test_glue_hands_myst_nb_plain_text(monkeypatch):
     import myst_nb
+    from myst_nb.core.variables import format_plain_text
 
     seen = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display: seen.update(
-        name=name, repr=repr(value), display=display))
+        name=name, value=value, display=display))
     book.glue("own_better", 0.5678)
-    assert seen == {"name": "own_better", "repr": "0.57", "display": False}
+    book.glue("count", 12_345, ",")
+    assert seen == {"name": "count", "value": "12,345", "display": False}
+    assert format_plain_text(repr("12,345"), "") == "12,345"  # what {glue:text} shows
 
 
 @pytest.mark.parametrize(("name", "value", "error"), [

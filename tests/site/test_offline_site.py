@@ -260,6 +260,19 @@ def test_site_has_pages(built_site: Path) -> None:
     assert any(p.startswith("notebooks/") for p in pages), f"no chapter among {pages}"
 
 
+def test_no_page_shows_the_build_machine_folders(built_site: Path) -> None:
+    """Printed paths must not tell the reader where the book was built."""
+    folders = {str(ROOT), str(Path.home()) + "/"}
+    shown = []
+    for page in sorted(built_site.rglob("*")):
+        if page.suffix not in (".html", ".ipynb", ".txt", ".md") or "_static" in page.parts:
+            continue
+        text = page.read_text(encoding="utf-8", errors="replace")
+        shown += [f"{page.relative_to(built_site)}: {folder}" for folder in folders
+                  if folder in text]
+    assert not shown, "pages that print the build machine's folders:\n  " + "\n  ".join(shown)
+
+
 def test_no_request_leaves_the_machine(visits: list[PageVisit]) -> None:
     hosts = sorted({urlsplit(u).hostname or u for v in visits for u in v.external_requests})
     assert not hosts, f"pages asked other hosts {hosts} (the site must work offline):\n" + problems(
