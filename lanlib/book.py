@@ -43,7 +43,7 @@ from .loop import named_device
 from .plot import use_book_style
 
 __all__ = [
-    "PROFILES", "QUICK_CPU_MINUTES", "Setup", "full_results", "full_results_table", "glue",
+    "PROFILES", "Setup", "TIMINGS", "Timing", "full_results", "full_results_table", "glue",
     "markdown_table", "provenance", "resolve_profile", "results_path", "save_results", "setup",
 ]
 
@@ -52,16 +52,34 @@ __all__ = [
 PROFILES = ("quick", "full")
 
 
-#: Wall time of each chapter's quick profile, in minutes, measured with ``make book`` on the
-#: book's CI machine (2 CPU cores, one torch thread, every network trained from scratch).
-QUICK_CPU_MINUTES: dict[str, float] = {
-    "01_method": 0.3,
-    "02_mnist_grid": 5.5,
-    "03_cifar10": 2.3,
-    "04_newsgroups": 1.5,
-    "05_imagenet": 0.8,
-    "06_tank_story": 2.3,
+class Timing(NamedTuple):
+    """What is known of how long one chapter takes, in minutes of wall time."""
+
+    #: The quick profile, measured with ``make book`` on the book's CI machine (2 CPU
+    #: cores, one torch thread, every network trained from scratch).
+    quick_cpu: float
+    #: The full profile on the same CPU (papermill, ``-p device cpu``).
+    full_cpu: float
+    #: Whether ``full_cpu`` was measured (True) or estimated from step times (False).
+    full_cpu_measured: bool
+
+
+#: Every chapter's timing, by notebook name. No full profile has been timed on a GPU yet:
+#: once a full run is committed under ``data/results/full/``, :func:`setup` quotes it.
+TIMINGS: dict[str, Timing] = {
+    "01_method": Timing(quick_cpu=0.3, full_cpu=3.7, full_cpu_measured=True),
+    "02_mnist_grid": Timing(quick_cpu=5.5, full_cpu=41, full_cpu_measured=True),
+    "03_cifar10": Timing(quick_cpu=2.3, full_cpu=420, full_cpu_measured=False),
+    "04_newsgroups": Timing(quick_cpu=1.5, full_cpu=93, full_cpu_measured=True),
+    "05_imagenet": Timing(quick_cpu=0.8, full_cpu=2700, full_cpu_measured=False),
+    "06_tank_story": Timing(quick_cpu=2.3, full_cpu=20, full_cpu_measured=True),
 }
+
+
+def _minutes(value: float) -> str:
+    """``0.3`` -> ``'0.3 min'``, ``420`` -> ``'7 h'``."""
+    return f"{value:.2g} min" if value < 90 else f"{value / 60:.2g} h"
+
 
 #: When and where the last :func:`setup` call ran: the provenance :func:`save_results` writes.
 _run: dict[str, Any] = {}
@@ -164,26 +182,27 @@ def _step_factor(sizes: Mapping[str, Mapping[str, Any]] | None) -> int | None:
 def _expected_cost(chapter: str, asked: str, profile: str, device: torch.device,
                    sizes: Mapping[str, Mapping[str, Any]] | None) -> str:
     """One paragraph: the profile chosen, and what is known of how long it takes."""
-    quick = QUICK_CPU_MINUTES.get(chapter)
-    quick_text = (f"the quick profile takes about {quick:g} min on a 2-core CPU"
-                  if quick is not None else "the quick profile has not been timed")
+    timing = TIMINGS.get(chapter)
     chosen = f"profile {asked!r} -> {profile!r}" if asked != profile else f"profile {profile!r}"
     if profile == "quick":
-        return (f"{chapter}: {chosen} on {device}; {quick_text}. The paper-scale profile "
-                "runs only when asked for by name (profile='full').")
+        took = (f"it takes about {_minutes(timing.quick_cpu)} on a 2-core CPU"
+                if timing is not None else "it has not been timed")
+        return (f"{chapter}: {chosen} on {device}; {took}. The paper-scale profile runs "
+                "only when asked for by name (profile='full').")
     factor = _step_factor(sizes)
-    factor_text = (f"up to {factor}x the quick profile's training steps"
-                   if factor is not None else "the paper's sizes")
-    last = full_results(chapter)
-    record = (last or {}).get("provenance", {})
-    if "wall_time_s" in record:
-        measured = (f"the last full run took {record['wall_time_s'] / 60:.0f} min on "
-                    f"{record.get('device_name', record.get('device', 'an unnamed device'))} "
-                    f"({record.get('date', 'undated')})")
+    parts = [f"up to {factor}x the quick profile's training steps" if factor is not None
+             else "the paper's sizes"]
+    if timing is not None:
+        how = "measured" if timing.full_cpu_measured else "estimated from step times"
+        parts.append(f"on a 2-core CPU it takes {_minutes(timing.full_cpu)} ({how})")
+    record = (full_results(chapter) or {}).get("provenance", {})
+    if record.get("wall_time_s") is not None:
+        parts.append(f"the last recorded full run took {_minutes(record['wall_time_s'] / 60)} "
+                     f"on {record.get('device_name', 'an unnamed device')} "
+                     f"({record.get('date', 'undated')})")
     else:
-        measured = (f"no full run has been recorded yet, so its time is unknown; {quick_text}"
-                    ", so expect hours on a CPU")
-    return f"{chapter}: {chosen} on {device}: {factor_text}; {measured}."
+        parts.append("no full run on a GPU has been recorded yet")
+    return f"{chapter}: {chosen} on {device}: " + "; ".join(parts) + "."
 
 
 def glue(name: str, value: Any, fmt: str | None = None) -> Any:

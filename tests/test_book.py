@@ -45,7 +45,7 @@ def test_setup_says_what_auto_chose_and_what_it_costs(capsys, tmp_path, monkeypa
         book.setup("full", device="cpu", chapter="03_cifar10", sizes=SIZES)
         said = capsys.readouterr().out
         assert "625x the quick profile's training steps" in said
-        assert "no full run has been recorded" in said
+        assert "no full run on a GPU has been recorded yet" in said and "7 h (estimated" in said
     finally:
         torch.set_num_threads(threads)
 
@@ -58,7 +58,7 @@ def test_setup_quotes_the_last_full_run(capsys, tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(record))
     book.setup("full", device="cpu", chapter="03_cifar10", sizes=SIZES, threads=None)
-    assert "the last full run took 40 min on H200 (2026-12-01)" in capsys.readouterr().out
+    assert "the last recorded full run took 40 min on H200 (2026-12-01)" in capsys.readouterr().out
 
 
 def test_setup_rejects_sizes_without_both_profiles():
@@ -160,3 +160,15 @@ def test_markdown_table_escapes_pipes_and_checks_rows():
     assert book.markdown_table(["a", "b"], [["x|y", 1]]).splitlines()[-1] == "| x\\|y | 1 |"
     with pytest.raises(ValueError, match="row 0 has 1 cells, the header 2"):
         book.markdown_table(["a", "b"], [["x"]])
+
+
+@pytest.mark.parametrize("page", ["README.md", "book/course.md"])
+def test_pages_quote_the_timings_setup_prints(page):
+    text = (Path(lanlib.__file__).resolve().parents[1] / page).read_text(encoding="utf-8")
+    for chapter, timing in book.TIMINGS.items():
+        rows = [line for line in text.splitlines() if line.startswith(f"| {chapter[:2]} ")]
+        assert len(rows) == 1, f"{page}: expected one timing row for {chapter}, got {rows}"
+        cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+        how = "measured" if timing.full_cpu_measured else "estimated"
+        assert cells[1] == book._minutes(timing.quick_cpu), (page, chapter, cells)
+        assert cells[2].startswith(f"{book._minutes(timing.full_cpu)} ({how}"), (page, cells)
