@@ -265,6 +265,23 @@ def test_versus_average(scenes):
     assert own == pytest.approx(avg)
 
 
+def test_edge_bands():
+    maps = torch.zeros(4, 1, 6, 10)
+    maps[0, :, :, -3:] = 2.0  # the right band, as bright as the map's maximum
+    maps[1, :, :, 4] = 1.0  # a column in the middle: no band marked
+    maps[2, :, :3, :3] = 1.0  # the upper half of the left band
+    bands = tank.edge_bands(maps, width=3)  # maps[3] is zero everywhere
+    assert bands.tolist() == pytest.approx([1.0, 0.0, 0.5, 0.0])
+    assert torch.equal(tank.edge_bands(maps.flip(-1), width=3), bands)  # left and right alike
+    assert torch.equal(tank.edge_bands(5 * maps, width=3), bands)  # relative to the maximum
+    assert torch.equal(tank.edge_bands(maps[2:3], width=3), bands[2:3])  # per scene
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="width"):
+            tank.edge_bands(maps, width=bad)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        tank.edge_bands(maps[0], width=3)
+
+
 def test_captum_maps_cover_every_method(scenes):
     pytest.importorskip("captum")
     maps = tank.captum_maps(TankCNN(width=2), scenes.images[:4], scenes.images, ig_steps=4,

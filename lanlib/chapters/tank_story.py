@@ -17,8 +17,9 @@ explanation against that truth (:func:`lanlib.metrics.score`). It holds:
   noise from the classifier's own training scenes);
 - what the classifier says: :func:`says_tank`, :func:`plot_says_tank`;
 - the comparison of methods (the chapter asks every one through :func:`lanlib.attribute`):
-  :func:`captum_maps` (Captum's methods, with the mean training scene as baseline) and
-  :func:`versus_average` (a LAN's scores against those of its own average map);
+  :func:`captum_maps` (Captum's methods, with the mean training scene as baseline),
+  :func:`versus_average` (a LAN's scores against those of its own average map) and
+  :func:`edge_bands` (how strongly a map marks the image's side edges);
 - tables and figures of the scores: :func:`html_table`, :func:`markdown_table`,
   :func:`plot_scores`, :func:`show_objects`.
 
@@ -85,6 +86,7 @@ __all__ = [
     "correlated_scenes",
     "counterfactual_scenes",
     "default_config",
+    "edge_bands",
     "html_table",
     "lan_config",
     "load_tank_cnn",
@@ -848,6 +850,41 @@ def versus_average(importance: torch.Tensor, regions: Mapping[str, torch.Tensor]
     average = importance.mean(dim=0, keepdim=True).expand_as(importance)
     return (score(importance, regions, auroc_for=auroc_for),
             score(average, regions, auroc_for=auroc_for))
+
+
+def edge_bands(importance: torch.Tensor, width: int = 5) -> torch.Tensor:
+    """How strongly importance maps mark the image's left or right edge, per scene.
+
+    The chapter's convolutional LAN marks strips along the side edges of a scene, where no
+    object is; this measures them: the mean importance over the brighter of the two
+    bands of ``width`` columns at the left and the right edge, divided by the map's
+    maximum.
+
+    Args:
+        importance (Tensor (N, C, H, W)): non-negative importance maps.
+        width (int): the bands' width in pixels, at most half the image's. Default 5.
+
+    Returns:
+        Tensor (N,): in [0, 1]; 0 where both bands are zero (or the whole map is), 1 where
+        a band is as bright as the map's brightest pixel throughout.
+
+    Raises:
+        ValueError: maps that are not ``(N, C, H, W)``, or a width out of range.
+
+    Example:
+        >>> maps = torch.zeros(2, 1, 4, 8); maps[0, :, :, :2] = 1.0; maps[1, :, 0, 7] = 1.0
+        >>> edge_bands(maps, width=2)  # the whole left band; one pixel of eight on the right
+        tensor([1.0000, 0.1250])
+    """
+    if importance.dim() != 4:
+        raise ValueError(f"importance must be (N, C, H, W), got shape {tuple(importance.shape)}")
+    if not 1 <= width <= importance.shape[-1] // 2:
+        raise ValueError(f"width must be in [1, {importance.shape[-1] // 2}] for images "
+                         f"{importance.shape[-1]} pixels wide, got {width}")
+    left = importance[..., :width].mean(dim=(1, 2, 3))
+    right = importance[..., -width:].mean(dim=(1, 2, 3))
+    peak = importance.flatten(1).amax(dim=1)
+    return torch.maximum(left, right) / peak.clamp_min(torch.finfo(importance.dtype).tiny)
 
 
 # ----------------------------------------------------------------------------- tables and figures
