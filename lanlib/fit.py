@@ -48,10 +48,12 @@ from .core import (
     check_mask,
     check_module,
     check_positive,
+    check_tv,
     model_output,
     objective,
     upsample_mask,
 )
+from .gates import resolve as resolve_gates
 from .loop import History, batches, explained, floating_dtype, generator, resolve_device
 from .losses import resolve as resolve_loss
 
@@ -186,6 +188,25 @@ def _forward(model: nn.Module, *, compile=False, amp=False, channels_last: bool 
     return forward
 
 
+def _multiplier(max_distortion: float | None, shape: tuple[int, ...], lr: float,
+                device: torch.device, dtype: torch.dtype):
+    """The log-multiplier ρ (λ = exp(ρ) > 0) of the constrained form and its ascending optimiser.
+
+    ρ starts at 0: λ = 1, where the Lagrangian ``-S + λ (D - ε)`` is the paper's
+    objective at β = 1 less a constant, the distortion in nats (for ``"kl"``) weighed
+    against a reward in [0, 1]. (λ = 1/ε, the other natural start, made the masks first
+    shrink far below the bound and then climb back too slowly: measured on the
+    two-feature reader of ``tests/test_objectives.py``, 300 steps.) Adam with ``maximize=True``
+    ascends the Lagrangian in ρ: its gradient is λ (D - ε), so λ grows while the bound
+    is broken and shrinks while it holds, by a factor of about ``exp(lr)`` per step at
+    most whatever the units of D. Returns ``(None, None)`` for the beta form.
+    """
+    if max_distortion is None:
+        return None, None
+    rho = torch.zeros(shape, device=device, dtype=dtype, requires_grad=True)
+    return rho, torch.optim.Adam([rho], lr=lr, maximize=True)
+
+
 def _scheduler(optimiser: torch.optim.Optimizer, schedule: str, steps: int):
     """A per-step learning-rate schedule: constant, or decaying to 0 at ``steps``."""
     if schedule not in SCHEDULES:
@@ -207,11 +228,15 @@ def fit_lan(
     data,
     noise,
     *,
-    beta: float,
+    beta: float | None = None,
+    max_distortion: float | None = None,
     steps: int = 1000,
     lr: float = 1e-3,
+    multiplier_lr: float = 0.01,
     batch_size: int = 64,
     loss="kl",
+    tv: float = 0.0,
+    gates=None,
     seed: int | None = None,
     progress: bool = True,
     device=None,
@@ -222,7 +247,9 @@ def fit_lan(
     Chapter 01 (``notebooks/01_method.ipynb``) explains it; chapters 02, 03, 04 and 06 use it.
 
     Minimises ``mean over x of L_F(F(x), F(x~)) - beta * mean(A(x))`` with Adam, where
-    ``x~ = A(x) * eta + (1 - A(x)) * x`` and ``eta = noise(x)``.
+    ``x~ = A(x) * eta + (1 - A(x)) * x`` and ``eta = noise(x)``. The options ``tv``,
+    ``max_distortion`` and ``gates`` (off by default) shape the masks; :func:`lanlib.objective`
+    defines their terms.
 
     Args:
         model (nn.Module): F, the network explained (frozen during the call, restored after).
@@ -235,14 +262,31 @@ def fit_lan(
             dataset or ``collate_fn`` stays its own. An IterableDataset is refused: wrap
             it in a DataLoader.
         noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
-        beta (float): reward for larger masks, > 0. Larger beta, sparser importance.
+        beta (float, optional): reward for larger masks, > 0. Larger beta, sparser importance.
+            Give exactly one of ``beta`` and ``max_distortion``.
+        max_distortion (float, optional): the constrained form of DiffMask (De Cao et al.
+            2020): maximise the batch's mean mask subject to its mean distortion
+            ``<= max_distortion``, with ONE Lagrange multiplier ``λ = exp(ρ)`` for all
+            inputs, ascended by its own Adam at ``multiplier_lr`` (ρ starts at 0; see
+            :func:`lanlib.fit_sample_masks`). History then records ``"multiplier"``.
         steps (int): optimisation steps. Default 1000.
         lr (float): Adam learning rate. Default 1e-3.
+        multiplier_lr (float): Adam rate of ρ, > 0; λ changes by a factor of about
+            ``exp(multiplier_lr)`` per step at most. Used with ``max_distortion``. Default 0.01.
         batch_size (int): inputs per step for tensor and Dataset data. Default 64.
         loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
             A model with one output per row is a binary classifier to ``"kl"`` and ``"ce"``
             (sigmoid of its logit, see :mod:`lanlib.losses`).
-        seed (int, optional): seeds batch order and noise; ``None`` draws a fresh seed.
+        tv (float): weight of the total-variation prior on the LAN's output (Fong &
+            Vedaldi 2017; :func:`lanlib.core.total_variation`), >= 0; needs masks
+            with spatial dimensions ``(N, C, L)`` or ``(N, C, H, W)``. Default 0.0 (off).
+        gates (None, str or HardConcrete): ``"hard_concrete"`` reads the LAN's output p as
+            ``sigmoid(a)`` of hard-concrete mask logits ``a`` (:mod:`lanlib.gates`, Louizos
+            et al. 2018): training corrupts with sampled gates and rewards the expected
+            share replaced. The LAN is unchanged (it still ends in a sigmoid); its test-time
+            masks, with exact 0s and 1s, are ``g.deterministic(g.logits(lan(x)))`` for
+            ``g = lanlib.gates.hard_concrete()``. Default None (the paper's masks).
+        seed (int, optional): seeds batch order, noise and gates; ``None`` draws a fresh seed.
         progress (bool): show a progress bar. Default True.
         device (str or torch.device, optional): where to compute; default the model's device.
         history (History, optional): filled with the per-step batch means.
@@ -252,9 +296,13 @@ def fit_lan(
 
     Raises:
         ValueError: non-finite inputs, model outputs, noise or objective; LAN outputs
-            outside [0, 1] at any step (found at the next check, see :data:`CHECK_EVERY`).
+            outside [0, 1] at any step (found at the next check, see :data:`CHECK_EVERY`);
+            both or neither of beta and max_distortion; a bad tv, gates or multiplier_lr.
     """
-    beta, steps, lr = check_hyper(beta, steps, lr)
+    beta, max_distortion, steps, lr = check_hyper(beta, max_distortion, steps, lr)
+    multiplier_lr = check_positive("multiplier_lr", multiplier_lr)
+    tv = check_tv(tv)
+    gates = resolve_gates(gates)
     check_module("lan", lan)
     if not any(p.requires_grad for p in lan.parameters()):
         raise ValueError("the LAN has no trainable parameters; pass a module with parameters")
@@ -264,6 +312,7 @@ def fit_lan(
     lan.to(device).train()
     model_dtype, lan_dtype = floating_dtype(model), floating_dtype(lan)
     optimiser = torch.optim.Adam(lan.parameters(), lr=lr)
+    rho, ascent = _multiplier(max_distortion, (), multiplier_lr, device, torch.float32)
     records = []
     low = high = None
     with explained(model, device):
@@ -278,12 +327,18 @@ def fit_lan(
                 check_mask(mask, x, source="the LAN's output")
                 _check_reference(reference)
                 draw = _first_draw_checked(noise)
-            terms = objective(model, x_model, mask, draw, beta=beta, loss=loss,
-                              reference=reference, generator=gen)
+            terms = objective(model, x_model, mask if gates is None else gates.logits(mask),
+                              draw, beta=beta, loss=loss, reference=reference, generator=gen,
+                              max_distortion=max_distortion,
+                              multiplier=None if rho is None else rho.exp(), tv=tv, gates=gates)
             total = terms["objective"].mean()
             optimiser.zero_grad(set_to_none=True)
+            if ascent is not None:
+                ascent.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
+            if ascent is not None:
+                ascent.step()
             records.append({k: v.detach().mean() for k, v in terms.items()})
             # the masks' range at every step, gathered on the device, read at the checks
             low_high = torch.aminmax(mask.detach().float())
@@ -303,12 +358,16 @@ def fit_sample_masks(
     inputs: torch.Tensor,
     noise,
     *,
-    beta: float,
+    beta: float | None = None,
+    max_distortion: float | None = None,
     steps: int = 300,
     lr: float = 0.1,
+    multiplier_lr: float = 0.05,
     loss="kl",
     mask_shape=None,
     init: float = 0.5,
+    tv: float = 0.0,
+    gates=None,
     seed: int | None = None,
     progress: bool = True,
     device=None,
@@ -328,14 +387,42 @@ def fit_sample_masks(
     rows' objectives (and F is in eval mode), each mask is what fitting it alone
     would give. The mask is ``sigmoid(logits)``, optimised by Adam.
 
+    Three options, off by default, shape the masks (:func:`lanlib.objective` defines
+    their terms); each keeps the rows independent:
+
+    - ``tv`` adds a total-variation prior, on the mask at its own (possibly coarse)
+      resolution.
+    - ``max_distortion`` replaces ``beta`` by a constraint (DiffMask, De Cao et al.
+      2020): each row maximises its mean mask subject to its distortion
+      ``<= max_distortion``, through the Lagrangian ``-mean(m) + λ (D - ε)`` with its
+      own multiplier ``λ = exp(ρ)`` (one per row, since rows are independent). ρ starts
+      at 0, where the Lagrangian is the paper's objective at β = 1 (less a constant),
+      and is ascended by its own Adam at ``multiplier_lr`` while Adam descends the
+      masks: λ grows while a row breaks its bound and shrinks while it holds, and at the
+      end ``1/λ`` is the β at which the paper's objective gives that row's mask. ε is in
+      the units of the loss (nats for ``"kl"``). The multipliers settle by oscillating
+      about their value; a decaying ``schedule`` (applied to both rates) damps that, so
+      the distortion ends closer to ε.
+    - ``gates="hard_concrete"``: the logits are those of hard-concrete gates
+      (:mod:`lanlib.gates`, Louizos et al. 2018): each step corrupts with one sample
+      of them and rewards the expected share of elements replaced; the returned masks
+      are the deterministic test-time gates, with exact 0s and 1s.
+
     Args:
         model (nn.Module): F (frozen during the call, restored after).
         inputs (Tensor (N, ...)): the inputs to explain, floating point, finite; detached
             (their ``.grad`` is never touched) and given to F in F's dtype.
         noise (callable): ``noise(inputs, generator) -> eta``, see :mod:`lanlib.noise`.
-        beta (float): reward for larger masks, > 0.
+        beta (float, optional): reward for larger masks, > 0. Give exactly one of ``beta``
+            and ``max_distortion``.
+        max_distortion (float, optional): ε, the most distortion each row's mask may cost,
+            > 0 (the constrained form above). History then records ``"multiplier"`` (the
+            rows' mean λ).
         steps (int): optimisation steps. Default 300.
         lr (float): Adam learning rate on the mask logits. Default 0.1.
+        multiplier_lr (float): Adam rate of the log-multipliers ρ, > 0; each λ changes by
+            a factor of about ``exp(multiplier_lr)`` per step at most. Used with
+            ``max_distortion``. Default 0.05.
         loss (str or callable): ``"kl"`` (default), ``"ce"``, ``"mse"`` or ``loss(ref, out)``.
             A model with one output per row is a binary classifier to ``"kl"`` and ``"ce"``
             (sigmoid of its logit, see :mod:`lanlib.losses`).
@@ -343,16 +430,25 @@ def fit_sample_masks(
             channel-shared 8x8 mask on ``(N, 3, 32, 32)`` inputs; size-1 dimensions
             broadcast, smaller spatial ones are upsampled (see :func:`upsample_mask`).
             Sizes are integers >= 1. Default: the inputs' per-sample shape.
-        init (float): initial mask value, in (0, 1). Default 0.5.
-        seed (int, optional): seeds the noise; ``None`` draws a fresh seed.
+        init (float): initial mask value, in (0, 1) (with gates, ``sigmoid`` of the initial
+            logits). Default 0.5.
+        tv (float): weight of the total-variation prior (Fong & Vedaldi 2017;
+            :func:`lanlib.core.total_variation`), >= 0; needs masks with spatial
+            dimensions. History then records ``"tv"``. Default 0.0 (off).
+        gates (None, str or HardConcrete): None (default) for the paper's sigmoid masks,
+            ``"hard_concrete"`` or :func:`lanlib.gates.hard_concrete` for gates. History
+            then records ``"expected_replaced"``.
+        seed (int, optional): seeds the noise and the gates; ``None`` draws a fresh seed.
         progress (bool): show a progress bar. Default True.
         device (str or torch.device, optional): where to compute; default the model's device.
         history (History, optional): filled with the per-step batch means.
         schedule (str): the learning rate over the steps: ``"constant"`` (default),
-            ``"cosine"`` or ``"linear"`` (both decay from ``lr`` to 0 at the last step).
+            ``"cosine"`` or ``"linear"`` (both decay from ``lr`` to 0 at the last step; so
+            does ``multiplier_lr``).
         callback (callable, optional): ``callback(step, masks)`` after each step, with the
-            step number (1 to ``steps``) and the current masks ``(N, *mask_shape)``
-            (detached, on ``device``), e.g. to record the objective along the way.
+            step number (1 to ``steps``) and the current masks ``(N, *mask_shape)`` as they
+            would be returned (detached, on ``device``), e.g. to record the objective along
+            the way.
         compile (bool or dict): run F through :func:`torch.compile` (a dict gives its
             options). Compiling takes seconds to minutes once; meant for long fits on a
             GPU (on a CPU it measured slower). Default False.
@@ -368,7 +464,10 @@ def fit_sample_masks(
 
     The speed and convergence of these options are measured by ``python -m lanlib.bench``.
     """
-    beta, steps, lr = check_hyper(beta, steps, lr)
+    beta, max_distortion, steps, lr = check_hyper(beta, max_distortion, steps, lr)
+    multiplier_lr = check_positive("multiplier_lr", multiplier_lr)
+    tv = check_tv(tv)
+    gates = resolve_gates(gates)
     inputs = check_inputs(inputs)
     if isinstance(init, bool) or not isinstance(init, numbers.Real) or not 0 < init < 1:
         raise ValueError(f"init must lie strictly between 0 and 1, got {init!r}")
@@ -382,32 +481,46 @@ def fit_sample_masks(
                         dtype=torch.promote_types(x.dtype, torch.float32), requires_grad=True)
     upsample_mask(logits.detach(), x)  # fails early and clearly on a bad mask_shape
     optimiser = torch.optim.Adam([logits], lr=lr)
-    scheduler = _scheduler(optimiser, schedule, steps)
+    rho, ascent = _multiplier(max_distortion, (len(x),), multiplier_lr, device, logits.dtype)
+    schedulers = [_scheduler(o, schedule, steps) for o in (optimiser, ascent) if o is not None]
     forward = _forward(model, compile=compile, amp=amp, channels_last=channels_last)
+
+    def masks() -> torch.Tensor:
+        """The masks the fit returns: sigmoid of the logits, or the deterministic gates."""
+        with torch.no_grad():
+            return torch.sigmoid(logits) if gates is None else gates.deterministic(logits)
+
     records = []
     with explained(model, device):
         with torch.no_grad():
             reference = _check_reference(model_output(forward, x))  # F(x), once
         first_draw = _first_draw_checked(noise)
         for step in trange(steps, disable=not progress, desc="fit_sample_masks"):
-            mask = upsample_mask(torch.sigmoid(logits), x)
-            terms = objective(forward, x, mask, first_draw if step == 0 else noise, beta=beta,
-                              loss=loss, reference=reference, generator=gen)
+            terms = objective(forward, x, torch.sigmoid(logits) if gates is None else logits,
+                              first_draw if step == 0 else noise, beta=beta, loss=loss,
+                              reference=reference, generator=gen, max_distortion=max_distortion,
+                              multiplier=None if rho is None else rho.exp(), tv=tv,
+                              gates=gates, upsample=True)
             total = terms["objective"].sum()
             optimiser.zero_grad(set_to_none=True)
+            if ascent is not None:
+                ascent.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
-            if scheduler is not None:
-                scheduler.step()
+            if ascent is not None:
+                ascent.step()
+            for scheduler in schedulers:
+                if scheduler is not None:
+                    scheduler.step()
             if history is not None:
                 records.append({k: v.detach().mean() for k, v in terms.items()})
             if callback is not None:
-                callback(step + 1, torch.sigmoid(logits.detach()))
+                callback(step + 1, masks())
             if _due(step, steps):
                 _check_objective(total, terms, step + 1)
     if history is not None:
         history.extend(records)
-    return torch.sigmoid(logits).detach().to(home)
+    return masks().to(home)
 
 
 def fit_sample_masks_over_beta(
@@ -439,7 +552,8 @@ def fit_sample_masks_over_beta(
         betas (sequence of float (B,)): the values of beta, all > 0.
         loss (str or callable): the distortion, as for :func:`lanlib.fit_sample_masks`.
         **kwargs: passed on to :func:`lanlib.fit_sample_masks` (``steps``, ``lr``,
-            ``mask_shape``, ``seed``, ``progress``, ...).
+            ``mask_shape``, ``seed``, ``progress``, ``gates``, ...). Not ``tv`` (its term
+            would need the same per-row scaling) nor ``max_distortion`` (no beta to sweep).
 
     The chapters' β sweeps (01, 02 and 03) use it.
 
@@ -456,6 +570,12 @@ def fit_sample_masks_over_beta(
         torch.Size([2, 2, 4])
     """
     inputs = check_inputs(inputs)
+    if kwargs.get("max_distortion") is not None:
+        raise ValueError("a beta sweep takes no max_distortion; to fit several bounds, call "
+                         "lanlib.fit_sample_masks(..., max_distortion=eps) once per bound")
+    if kwargs.get("tv"):
+        raise ValueError("a beta sweep takes no tv (each row would need its own weight); call "
+                         "lanlib.fit_sample_masks(..., beta=b, tv=w) once per beta")
     if isinstance(betas, (str, bytes)) or not hasattr(betas, "__iter__"):
         raise TypeError(f"betas must be a sequence of positive numbers such as [0.5, 1, 2], got "
                         f"{betas!r}; for a single beta call lanlib.fit_sample_masks")

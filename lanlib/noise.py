@@ -16,8 +16,11 @@ Example:
     >>> eta = noise.uniform(-1.0, 1.0)(x, generator=torch.Generator().manual_seed(0))
     >>> bool(eta.min() >= -1.0 and eta.max() <= 1.0)
     True
+    >>> noise.blur(2.0)(torch.ones(1, 3, 8, 8)).unique().tolist()  # a blur keeps a flat image
+    [1.0]
 
-The book's method chapter (``notebooks/01_method``) compares the three kinds.
+The book's method chapter (``notebooks/01_method``) compares the paper's three kinds;
+:func:`blur` is the perturbation of Fong & Vedaldi (2017) and Fong et al. (2019).
 """
 
 from __future__ import annotations
@@ -27,24 +30,11 @@ import numbers
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
-from .core import check_finite
-from .loop import generator as fresh_generator
+from .core import check_finite, generator_for
 
-__all__ = ["Noise", "constant", "uniform", "bootstrap"]
-
-
-def _generator_for(device: torch.device, *preferred: torch.Generator | None) -> torch.Generator:
-    """The first usable generator on ``device`` among ``preferred``, else a fresh one."""
-    for g in preferred:
-        if g is not None:
-            if g.device.type != device.type:
-                raise ValueError(
-                    f"the random generator lives on {g.device} but the inputs on {device}; "
-                    f"pass torch.Generator(device='{device.type}')"
-                )
-            return g
-    return fresh_generator(None, device)
+__all__ = ["Noise", "constant", "uniform", "bootstrap", "blur"]
 
 
 def _finite_number(name: str, value) -> float:
@@ -96,12 +86,55 @@ class _Uniform(Noise):
         self.low, self.high = low, high
 
     def sample(self, inputs, generator):
-        g = _generator_for(inputs.device, generator, self.generator)
+        g = generator_for(inputs.device, generator, self.generator)
         u = torch.rand(inputs.shape, generator=g, device=inputs.device, dtype=inputs.dtype)
         return self.low + (self.high - self.low) * u
 
     def __repr__(self):
         return f"uniform({self.low}, {self.high})"
+
+
+def _gaussian_along(x: torch.Tensor, dim: int, sigma: float) -> torch.Tensor:
+    """``x`` convolved along ``dim`` with a normalised Gaussian of std ``sigma``, reflect-padded.
+
+    The kernel reaches ``ceil(4 * sigma)`` elements each way, or ``size - 1`` where the
+    dimension is shorter (reflect padding reaches no further).
+    """
+    size = x.shape[dim]
+    radius = min(math.ceil(4 * sigma), size - 1)
+    if radius == 0:
+        return x
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    moved = x.movedim(dim, -1)
+    rows = F.pad(moved.reshape(-1, 1, size), (radius, radius), mode="reflect")
+    return F.conv1d(rows, kernel.view(1, 1, -1)).reshape(moved.shape).movedim(-1, dim)
+
+
+class _Blur(Noise):
+    def __init__(self, sigma: float):
+        super().__init__()
+        sigma = _finite_number("sigma", sigma)
+        if sigma <= 0:
+            raise ValueError(f"sigma must be > 0 (the blur's standard deviation, in elements: "
+                             f"pixels of an image, steps of a sequence), got {sigma}")
+        self.sigma = sigma
+
+    def sample(self, inputs, generator):
+        if inputs.ndim < 3:
+            raise ValueError(
+                f"blur noise needs inputs with spatial dimensions after the channel one, "
+                f"(N, C, L) or (N, C, H, W), got shape {tuple(inputs.shape)}; for features "
+                "without neighbours use constant, uniform or bootstrap noise"
+            )
+        wide = inputs.to(torch.promote_types(inputs.dtype, torch.float32))
+        for dim in range(2, inputs.ndim):
+            wide = _gaussian_along(wide, dim, self.sigma)
+        return wide.to(inputs.dtype)
+
+    def __repr__(self):
+        return f"blur({self.sigma})"
 
 
 class _Bootstrap(Noise):
@@ -146,7 +179,7 @@ class _Bootstrap(Noise):
         if inputs.ndim < 1:
             raise ValueError("bootstrap noise needs batched inputs (N, ...), got a scalar")
         # Indices are drawn on the generator's device, then moved if needed.
-        g = _generator_for(inputs.device, generator, self.generator)
+        g = generator_for(inputs.device, generator, self.generator)
         index = torch.randint(len(self.samples), (inputs.shape[0],), generator=g, device=g.device)
         eta = self._draw(index, inputs.device)
         if eta.shape[1:] != inputs.shape[1:]:
@@ -210,3 +243,37 @@ def bootstrap(samples, *, generator: torch.Generator | None = None) -> Noise:
         ``idx`` drawn uniformly with replacement, shaped like ``inputs``.
     """
     return _Bootstrap(samples, generator)
+
+
+def blur(sigma: float) -> Noise:
+    r"""Blur noise: η is the input convolved with a Gaussian of standard deviation ``sigma``.
+
+    No chapter uses it yet; chapter 01 (``notebooks/01_method.ipynb``) explains the noises
+    it sits beside.
+
+    The perturbation of Fong & Vedaldi (2017, "Interpretable explanations of black boxes
+    by meaningful perturbation", arXiv:1704.03296) and of Fong, Patrick &
+    Vedaldi (2019, "Understanding deep networks via extremal perturbations and smooth
+    masks", arXiv:1910.08485): a replaced region keeps its colours and coarse shape but
+    loses its detail, so the corrupted input stays closer to natural images than under
+    uniform noise. The Gaussian is separable: one 1-D convolution per spatial dimension
+    (those after the channel dimension), with reflect padding, the kernel cut at
+    ``ceil(4 * sigma)`` elements (or the dimension's size - 1 if shorter) and normalised
+    to sum 1, so a constant input stays constant. The blur is deterministic: the
+    generator is ignored.
+
+    Args:
+        sigma (float): the standard deviation in elements (pixels), finite, > 0.
+
+    Returns:
+        Noise: callable ``noise(inputs, generator=None)`` taking inputs ``(N, C, L)``,
+        ``(N, C, H, W)`` or more spatial dimensions, returning the blurred inputs, same
+        shape, dtype and device (computed in float32 at least).
+
+    Example:
+        >>> spike = torch.zeros(1, 1, 11)  # (N, C, L)
+        >>> spike[0, 0, 5] = 1.0
+        >>> [round(v, 3) for v in blur(1.0)(spike).flatten().tolist()]  # the Gaussian itself
+        [0.0, 0.0, 0.004, 0.054, 0.242, 0.399, 0.242, 0.054, 0.004, 0.0, 0.0]
+    """
+    return _Blur(sigma)
