@@ -114,6 +114,20 @@ def test_rank_agreement_handles_ties_and_constant_scorings():
     assert math.isnan(constant["spearman"].item())
 
 
+def test_ahead_at_names_the_k_where_the_first_ranking_is_higher():
+    assert ch.ahead_at({1: 0.3, 3: 0.5}, {1: 0.1, 3: 0.4}) == "at every k"
+    assert ch.ahead_at({1: 0.1, 3: 0.4}, {1: 0.1, 3: 0.5}) == "at no k"  # a tie is not ahead
+    assert ch.ahead_at({1: 0.1, 3: 0.6, 10: 0.9}, {1: 0.2, 3: 0.5, 10: 0.8}) == (
+        "only at k = 3, 10")
+    with pytest.raises(ValueError, match="no flip rates"):
+        ch.ahead_at({}, {})
+
+
+def test_accuracy_by_group_is_nan_for_an_empty_group():
+    acc = ch.accuracy_by_group(torch.tensor([0, 1, 0]), torch.tensor([0, 1, 1]), 3)
+    assert acc[:2].tolist() == [1.0, 0.5] and math.isnan(acc[2].item())
+
+
 def test_class_top_words_counts_documents_per_class():
     top = torch.tensor([[1, 2], [2, 3], [4, -1]])
     out = ch.class_top_words(top, torch.tensor([0, 0, 1]), num_classes=3, n=2)

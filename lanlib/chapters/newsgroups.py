@@ -6,9 +6,11 @@ The chapter ``notebooks/04_newsgroups`` explains a Deep Averaging Network
 word importances (``1 - mask``), its tables and its figures:
 
 - scores: :func:`predict_bags` (a model over all documents of a bag of words),
-  :func:`tfidf` (a ranking that knows nothing about the model), :func:`top_words`;
+  :func:`accuracy_by_group`, :func:`tfidf` (a ranking that knows nothing about the
+  model), :func:`top_words`;
 - faithfulness: :func:`delete_top_words` and :func:`deletion_flip_rate` (delete a
-  document's most important words: does the prediction change?);
+  document's most important words: does the prediction change?), :func:`ahead_at` (at
+  which numbers of deleted words one ranking beats another, in words for the prose);
 - agreement: :func:`rank_agreement` (do two explanations rank a document's words
   alike?) and :func:`class_top_words` (which words a class's top lists share);
 - tables: :func:`pick_post` (the post a table shows), :func:`post_table`,
@@ -46,6 +48,8 @@ from ..train import predict
 
 __all__ = [
     "HIGHLIGHT_STYLE",
+    "accuracy_by_group",
+    "ahead_at",
     "class_top_words",
     "class_words_table",
     "delete_top_words",
@@ -98,6 +102,25 @@ def predict_bags(model: nn.Module, bags: BagOfWords, batch_size: int = 1024) -> 
         predict(model, bags.dense(range(start, min(start + batch_size, len(bags)))), batch_size)
         for start in range(0, len(bags), batch_size)
     ])
+
+
+def accuracy_by_group(predictions: torch.Tensor, labels: torch.Tensor,
+                      num_classes: int) -> torch.Tensor:
+    """The share of each class's documents that are classified correctly.
+
+    Args:
+        predictions, labels (Tensor (N,)): predicted and true classes.
+        num_classes (int): number of classes.
+
+    Returns:
+        Tensor (num_classes,) float64: NaN for a class without documents.
+
+    Example:
+        >>> accuracy_by_group(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]), 3).tolist()
+        [1.0, 1.0, 0.5]
+    """
+    correct = (predictions == labels).double()
+    return torch.stack([correct[labels == c].mean() for c in range(num_classes)])
 
 
 def tfidf(counts: torch.Tensor, document_frequency: torch.Tensor, n_documents: int) -> torch.Tensor:
@@ -213,6 +236,33 @@ def deletion_flip_rate(
     n = len(counts)
     return {"flip_rate": {k: v / n for k, v in flips.items()},
             "prob_drop": {k: v / n for k, v in drops.items()}}
+
+
+def ahead_at(first: Mapping[int, float], second: Mapping[int, float]) -> str:
+    """Where one ranking's flip rates beat another's, in words for a sentence.
+
+    Args:
+        first, second (mapping k -> float): flip rates by number of deleted words, e.g.
+            the ``"flip_rate"`` entries of :func:`deletion_flip_rate`; ``second`` has
+            every ``k`` of ``first``.
+
+    Returns:
+        str: ``"at every k"``, ``"at no k"``, or ``"only at k = 3, 5"`` (the values of
+        ``k`` where ``first`` is strictly higher).
+
+    Raises:
+        ValueError: ``first`` is empty.
+
+    Example:
+        >>> ahead_at({1: 0.2, 3: 0.4, 5: 0.6}, {1: 0.1, 3: 0.5, 5: 0.5})
+        'only at k = 1, 5'
+    """
+    if not first:
+        raise ValueError("first holds no flip rates")
+    ahead = [k for k, rate in first.items() if rate > second[k]]
+    if len(ahead) == len(first):
+        return "at every k"
+    return "only at k = " + ", ".join(map(str, ahead)) if ahead else "at no k"
 
 
 def rank_agreement(
@@ -488,10 +538,10 @@ def plot_accuracy_by_group(
     if ax is None:
         ax = new_figure((6, 4.6)).subplots()
     fig = root_figure(ax)
-    correct = (predictions == labels).double()
-    per_group = [float(correct[labels == c].mean()) for c in range(len(names))]
+    per_group = accuracy_by_group(predictions, labels, len(names)).tolist()
     ax.barh(list(names), per_group, color=OKABE_ITO[0])
-    ax.axvline(float(correct.mean()), color=OKABE_ITO[1], linestyle="--", label="all test posts")
+    ax.axvline(float((predictions == labels).double().mean()), color=OKABE_ITO[1],
+               linestyle="--", label="all test posts")
     ax.invert_yaxis()
     ax.set(xlim=(0, 1), xlabel="share of the group's test posts classified correctly")
     ax.legend(frameon=False, loc="lower right")
