@@ -16,13 +16,14 @@ Main entry points:
 - :func:`attribute`: any explanation method asked for in one way (Captum's, sample
   masks, a trained LAN), timed per image; :class:`LatentAttention`: sample masks behind
   Captum's interface (both from :mod:`lanlib.attribution`);
-- :mod:`lanlib.noise`: constant, bootstrapped and uniform noise;
+- :mod:`lanlib.noise`: constant, bootstrapped, uniform and blurred noise;
+- :mod:`lanlib.gates`: hard-concrete gates (DiffMask's masks, with an expected-L0 reward);
 - :mod:`lanlib.nets` (mask networks), :mod:`lanlib.train` (classifiers),
   :mod:`lanlib.metrics` (AUROC, agreement, deletion curves), :mod:`lanlib.data`,
   :mod:`lanlib.cache`.
 """
 
-from . import attribution, book, cache, data, losses, metrics, nets, noise, plot, train
+from . import attribution, book, cache, data, gates, losses, metrics, nets, noise, plot, train
 from ._version import __version__
 from .attribution import LatentAttention, attribute
 from .core import corrupt, frozen, importance, objective, upsample_mask
@@ -43,6 +44,7 @@ __all__ = [
     "fit_sample_masks",
     "fit_sample_masks_over_beta",
     "frozen",
+    "gates",
     "importance",
     "losses",
     "metrics",

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-METHOD_MODULES = ("core", "fit", "noise", "losses", "nets", "metrics", "attribution")
+METHOD_MODULES = ("core", "fit", "noise", "gates", "losses", "nets", "metrics", "attribution")
 
 
 def _public_callables():
