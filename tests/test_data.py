@@ -350,8 +350,14 @@ def test_imagenet_class_names():
 
 def test_imagenet_fallback_photos(root, capsys):
     images, labels, names = data.load_imagenet_samples(size=32)
-    assert {"china", "flower"} <= set(names)
-    assert images.shape == (len(names), 3, 32, 32) and (labels == -1).all()
+    assert {"china", "flower"} <= set(names) and len(set(names)) == len(names)
+    assert images.shape == (len(names), 3, 32, 32)
+    classes = data.imagenet_class_names()
+    shown = {name: classes[int(y)] for name, y in zip(names, labels, strict=True) if y >= 0}
+    assert shown["china"] == "palace" and labels[names.index("flower")] == -1
+    if "chelsea" in names:  # scikit-image's photos
+        assert shown["chelsea"] == "tabby" and shown["coffee"] == "espresso"
+        assert labels[names.index("astronaut")] == labels[names.index("rocket")] == -1
     assert "not found" in capsys.readouterr().out
 
 

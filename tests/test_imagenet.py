@@ -1,9 +1,25 @@
-"""Tests of lanlib.chapters.imagenet: the top predictions with their class names."""
+"""Tests of lanlib.chapters.imagenet: the chapter's photos, and the top predictions with names."""
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
 
 from lanlib.chapters import imagenet
+from lanlib.data import _files, imagenet_class_names, package_photos
+from lanlib.data.imagenet import PACKAGE_PHOTO_LABELS
+
+MIRROR = Path(os.environ.get("LANLIB_DATA_MIRROR")
+              or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+
+
+@pytest.fixture
+def no_mirror(tmp_path, monkeypatch):
+    """An empty data root and no mirror: the ImageNet sample photos are not found."""
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LANLIB_DATA_MIRROR", raising=False)
+    monkeypatch.setattr(_files, "_NOTICES", set())
 
 
 def test_top_k():
@@ -12,3 +28,35 @@ def test_top_k():
     assert [len(row) for row in best] == [2, 2]
     everything = imagenet.top_k(torch.zeros(1, 3), "abc", k=3)[0]
     assert sum(p for _, p in everything) == pytest.approx(1.0)
+
+
+def test_photos_without_the_mirror_are_the_package_photos_once(no_mirror, capsys):
+    photos = imagenet.load_photos(32)
+    _, package_names = package_photos(8)
+    assert photos.names == package_names and len(set(photos.names)) == len(photos.names)
+    assert photos.images.shape == (len(package_names), 3, 32, 32)
+    assert not photos.imagenet.any()
+    assert photos.labels.tolist() == [PACKAGE_PHOTO_LABELS.get(n, -1) for n in package_names]
+    assert "not found" in capsys.readouterr().out
+
+
+def test_photos_with_the_mirror_are_the_samples_then_the_package_photos(tmp_path, monkeypatch):
+    if not (MIRROR / "SHA256SUMS").is_file():
+        pytest.skip(f"offline dataset mirror not found at {MIRROR} (set LANLIB_DATA_MIRROR)")
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LANLIB_DATA_MIRROR", str(MIRROR))
+    photos = imagenet.load_photos(32)
+    _, package_names = package_photos(8)
+    samples = int(photos.imagenet.sum())
+    assert samples == 20 and photos.imagenet[:samples].all()
+    assert photos.names[samples:] == package_names
+    assert photos.names[0] == "bull mastiff" == imagenet_class_names()[int(photos.labels[0])]
+    assert len(photos.images) == len(photos.labels) == samples + len(package_names)
+
+
+def test_package_photo_labels_are_classes_of_shipped_photos():
+    names = imagenet_class_names()
+    assert {n: names[c] for n, c in PACKAGE_PHOTO_LABELS.items()} == {
+        "china": "palace", "chelsea": "tabby", "coffee": "espresso"}
+    assert set(PACKAGE_PHOTO_LABELS) <= {"china", "flower", "astronaut", "chelsea", "coffee",
+                                         "rocket"}

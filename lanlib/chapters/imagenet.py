@@ -1,18 +1,80 @@
-"""Chapter 05 (``notebooks/05_imagenet``): what the pretrained network predicts for the photos.
+"""Chapter 05 (``notebooks/05_imagenet``): the photos, and what the network predicts for them.
 
 The chapter explains a pretrained ImageNet classifier
 (:func:`lanlib.models.imagenet.load_classifier`) on photos from :mod:`lanlib.data`
 with sample-specific masks; the masks' figures and measures come from
 :mod:`lanlib.plot` and :mod:`lanlib.metrics`.
 
+- :func:`load_photos`: the ImageNet sample photos when they are found, and the photos
+  that ship inside packages, each once, with their ImageNet labels.
 - :func:`top_k`: the most probable classes of each photo, with their names.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
-__all__ = ["top_k"]
+from ..data.imagenet import (
+    PACKAGE_PHOTO_LABELS,
+    imagenet_class_names,
+    load_imagenet_samples,
+    package_photos,
+)
+
+__all__ = ["Photos", "load_photos", "top_k"]
+
+
+class Photos(NamedTuple):
+    """The chapter's photos, as :func:`load_photos` returns them."""
+
+    #: float32 ``(N, 3, size, size)`` in [0, 1].
+    images: torch.Tensor
+    #: int64 ``(N,)``: the ImageNet-1k class each photo shows, -1 where none fits.
+    labels: torch.Tensor
+    #: The class name of each ImageNet sample photo, the name of each package photo.
+    names: list[str]
+    #: bool ``(N,)``: True for the ImageNet sample photos, False for the package photos.
+    imagenet: torch.Tensor
+
+
+def load_photos(size: int = 224) -> Photos:
+    """The ImageNet sample photos when they are found, then the photos that ship in packages.
+
+    The sample photos come from :func:`~lanlib.data.load_imagenet_samples` (data root or
+    offline mirror), the others from :func:`~lanlib.data.package_photos`, labelled as
+    :data:`lanlib.data.imagenet.PACKAGE_PHOTO_LABELS` says. Without the sample photos, the
+    loader returns the package photos itself: each photo is in the result once, and
+    nothing is downloaded either way.
+
+    Args:
+        size (int): the side of the square photos in pixels. Default 224.
+
+    Returns:
+        Photos: ``(images, labels, names, imagenet)``, a named tuple.
+
+    Example:
+        >>> photos = load_photos(64)
+        >>> photos.images.shape[1:], len(photos.names) == len(photos.labels)
+        (torch.Size([3, 64, 64]), True)
+        >>> "chelsea" in photos.names and photos.names.count("chelsea") == 1
+        True
+    """
+    images, labels, stems = load_imagenet_samples(size=size)
+    extra, extra_names = package_photos(size)
+    sample = [stem not in extra_names for stem in stems]  # False: the loader's fallback
+    add = [i for i, name in enumerate(extra_names) if name not in stems]
+    class_names = imagenet_class_names()
+    names = [class_names[int(y)] if from_sample else stem
+             for stem, y, from_sample in zip(stems, labels, sample, strict=True)]
+    return Photos(
+        images=torch.cat([images, extra[add]]),
+        labels=torch.cat([labels, torch.tensor([PACKAGE_PHOTO_LABELS.get(extra_names[i], -1)
+                                                for i in add], dtype=torch.int64)]),
+        names=names + [extra_names[i] for i in add],
+        imagenet=torch.tensor(sample + [False] * len(add)),
+    )
 
 
 @torch.no_grad()

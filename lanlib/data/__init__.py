@@ -15,7 +15,12 @@ Example:
 
 from ._files import CorruptFileError, DataNotFoundError, UnsafeArchiveError, data_root
 from .cifar import CIFAR10_CLASSES, load_cifar10
-from .imagenet import imagenet_class_names, load_imagenet_samples, package_photos
+from .imagenet import (
+    PACKAGE_PHOTO_LABELS,
+    imagenet_class_names,
+    load_imagenet_samples,
+    package_photos,
+)
 from .mnist import MNIST_URLS, load_mnist
 from .newsgroups import (
     REMOVE_OPTIONS,
@@ -47,6 +52,7 @@ __all__ = [
     "CorruptFileError",
     "DataNotFoundError",
     "MNIST_URLS",
+    "PACKAGE_PHOTO_LABELS",
     "TranslatedStream",
     "UnsafeArchiveError",
     "Vocabulary",

@@ -4,7 +4,8 @@ The photos are ``imagenet-samples/imagenet_NN_CLASS.jpg`` (20 files, ``CLASS`` i
 the ImageNet-1k class index), looked for in the data root, then in
 ``$LANLIB_DATA_MIRROR``; there is no download source. When none of them is found,
 photos that ship inside installed packages (:func:`package_photos`) are used
-instead, with label -1.
+instead, labelled with the ImageNet class they show (:data:`PACKAGE_PHOTO_LABELS`)
+or -1 where no class fits. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -18,12 +19,25 @@ import torch
 from ._checksums import KNOWN_SHA256
 from ._files import candidate_paths, data_root, find_file, notice_once, shown_path
 
-__all__ = ["imagenet_class_names", "load_imagenet_samples", "package_photos"]
+__all__ = ["PACKAGE_PHOTO_LABELS", "imagenet_class_names", "load_imagenet_samples",
+           "package_photos"]
 
 _SAMPLES = tuple(sorted(rel for rel in KNOWN_SHA256 if rel.startswith("imagenet-samples/")))
 _SAMPLE_NAME = re.compile(r"imagenet_\d+_(\d+)")
 _SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 _SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+
+#: The ImageNet-1k class each package photo shows, chosen by looking at the photo (not
+#: at any network's prediction). The photos not listed have no fitting class, and their
+#: label is -1: ``flower`` is a dahlia (ImageNet's flowers are daisy and yellow lady's
+#: slipper), ``astronaut`` is a portrait of a person (ImageNet-1k has no person class),
+#: and ``rocket`` is a space launcher on its pad (the nearest classes, ``missile`` and
+#: ``projectile``, are weapons).
+PACKAGE_PHOTO_LABELS: dict[str, int] = {
+    "china": 698,  # palace: a tower of the Summer Palace, Beijing
+    "chelsea": 281,  # tabby: a tawny coat mottled and striped with black
+    "coffee": 967,  # espresso: an espresso with its crema, in a cup on a saucer
+}
 
 
 def imagenet_class_names() -> list[str]:
@@ -55,8 +69,8 @@ def package_photos(size: int = 224) -> tuple[torch.Tensor, list[str]]:
 
     Always scikit-learn's ``china`` and ``flower`` (``load_sample_image``); also
     scikit-image's ``astronaut``, ``chelsea`` (a cat), ``coffee`` and ``rocket`` when
-    scikit-image is installed. None of them needs a download, and none has an
-    ImageNet label.
+    scikit-image is installed. All are files inside the packages: none needs a
+    download. The ImageNet class of those that show one is in :data:`PACKAGE_PHOTO_LABELS`.
 
     Args:
         size (int): the side of the square output. Default 224.
@@ -93,8 +107,9 @@ def load_imagenet_samples(
     centre-cropped to ``size x size``. If none of the 20 sample files is found in
     the data root or the mirror, the loader falls back to :func:`package_photos`:
     photos shipped with scikit-learn (``china``, ``flower``) and, if installed,
-    scikit-image (``astronaut``, ``chelsea``, ``coffee``, ``rocket``), labelled -1
-    (unknown class); a one-line note says so.
+    scikit-image (``astronaut``, ``chelsea``, ``coffee``, ``rocket``), labelled with
+    :data:`PACKAGE_PHOTO_LABELS` (-1 where no ImageNet class fits); a one-line note
+    says so.
 
     Args:
         root (str | PathLike | None): data root; default :func:`~lanlib.data.data_root`.
@@ -103,8 +118,9 @@ def load_imagenet_samples(
     Returns:
         tuple[Tensor, Tensor, list[str]]: images, float32 ``(N, 3, size, size)`` in
         [0, 1]; labels, int64 ``(N,)``, the ImageNet-1k class parsed from the file
-        name (see :func:`imagenet_class_names`), or -1; names, the file stems
-        (e.g. ``"imagenet_00_243"``) or photo names.
+        name (see :func:`imagenet_class_names`), or that of :data:`PACKAGE_PHOTO_LABELS`,
+        or -1 (no class fits); names, the file stems (e.g. ``"imagenet_00_243"``) or the
+        package photos' names.
 
     Raises:
         ValueError: ``size`` is not a positive int.
@@ -130,9 +146,9 @@ def load_imagenet_samples(
     else:
         looked = ", ".join(shown_path(path.parent) for path in candidate_paths(_SAMPLES[0], root))
         notice_once(
-            f"ImageNet sample photos not found (looked in {looked}); using photos shipped "
-            "with scikit-learn/scikit-image instead, with label -1 (unknown class)."
+            f"ImageNet sample photos not found (looked in {looked}); using the photos that "
+            "ship with scikit-learn/scikit-image instead (label -1 where no class fits)."
         )
         images, names = package_photos(size)
-        labels = [-1] * len(names)
+        labels = [PACKAGE_PHOTO_LABELS.get(name, -1) for name in names]
     return images, torch.tensor(labels, dtype=torch.int64), names
