@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lanlib.chapters.method import KnownPixelsClassifier, known_pixels_task
+from lanlib.chapters.method import KnownPixelsClassifier, known_pixels_task, plot_framework
 
 
 def test_the_classifier_reads_the_true_pixels_and_nothing_else():
@@ -30,3 +30,24 @@ def test_bad_arguments_are_clear_errors():
         known_pixels_task(4, classes=1)
     with pytest.raises(ValueError, match="one row per relevant pixel"):
         KnownPixelsClassifier(torch.ones(1, 2, 2, dtype=torch.bool), torch.ones(3, 2))
+
+
+def test_the_framework_figure_names_every_part_of_the_method():
+    from matplotlib.figure import Figure
+
+    fig = plot_framework()
+    assert isinstance(fig, Figure) and len(fig.axes) == 1
+    texts = " | ".join(t.get_text() for t in fig.axes[0].texts)
+    for part in ("input $x$", "LAN $A$", "mask $A(x)", r"noise $\eta \sim H$",
+                 r"$\tilde{x} = A(x) \odot \eta + (1 - A(x)) \odot x$", "$F$ (fixed)", "$F(x)$",
+                 r"$F(\tilde{x})$", r"$L_F(F(x), F(\tilde{x}))$", r"\beta \cdot \mathrm{mean}"):
+        assert part in texts, f"{part!r} is not in the figure's labels: {texts}"
+    fig.canvas.draw()  # the labels' mathtext parses
+
+
+def test_the_framework_figure_draws_into_given_axes():
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.subplots()
+    assert plot_framework(ax=ax) is fig and ax.texts
