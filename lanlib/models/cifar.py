@@ -35,8 +35,10 @@ class CifarNet(nn.Module):
     Conv(32, 2, 3x3), giving ``32 x 4 x 4`` features; then dropout, FC(384, tanh),
     dropout, FC(192, tanh), dropout, FC(10).
 
-    Local response normalisation, which the paper lists as optional, is off by
-    default (``lrn=False``); with ``lrn=True`` it follows the first two convolutions.
+    The paper applies local response normalisation (and dropout) at every layer but
+    gives neither its parameters nor the dropout rate; here it is off by default
+    (``lrn=False``), a deviation that chapter 03 lists, and ``lrn=True`` puts it after
+    the first two convolutions.
 
     Args:
         dropout (float): dropout probability before each fully connected layer.
