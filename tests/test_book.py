@@ -172,3 +172,10 @@ def test_pages_quote_the_timings_setup_prints(page):
         how = "measured" if timing.full_cpu_measured else "estimated"
         assert cells[1] == book._minutes(timing.quick_cpu), (page, chapter, cells)
         assert cells[2].startswith(f"{book._minutes(timing.full_cpu)} ({how}"), (page, cells)
+
+
+def test_printed_paths_name_the_mirror_and_data_root_by_their_variables(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANLIB_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path / "root"))
+    assert shown_path(tmp_path / "mirror" / "a.tar.gz") == "$LANLIB_DATA_MIRROR/a.tar.gz"
+    assert shown_path(tmp_path / "root" / "b.pt") == "$LANLIB_DATA_DIR/b.pt"

@@ -104,13 +104,19 @@ def data_root(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:
-    """A path as messages print it: relative to the checkout or ``~`` when it lies inside.
+    """A path as messages print it, without the folders of the machine that printed it.
 
-    Printed output ends up in the rendered book, which must not show the build machine's
-    folders: ``/home/me/book/data/checkpoints/f.pt`` prints as ``data/checkpoints/f.pt``.
+    Printed output ends up in the rendered book, which must not show where it was built:
+    a path inside the checkout is shown relative to it (``data/checkpoints/f.pt``), one
+    inside the offline mirror or the data root as ``$LANLIB_DATA_MIRROR/...`` or
+    ``$LANLIB_DATA_DIR/...``, one inside the home folder as ``~/...``.
     """
     path = Path(path).expanduser().absolute()
-    for base, prefix in ((Path(__file__).resolve().parents[2], ""), (Path.home(), "~/")):
+    bases = [(Path(__file__).resolve().parents[2], "")]
+    bases += [(Path(os.environ[env]).expanduser().absolute(), f"${env}/")
+              for env in (MIRROR_ENV, DATA_DIR_ENV) if os.environ.get(env)]
+    bases.append((Path.home(), "~/"))
+    for base, prefix in bases:
         if path.is_relative_to(base):
             return prefix + path.relative_to(base).as_posix()
     return str(path)
@@ -312,7 +318,7 @@ def check_writable(folder: Path, what: str) -> None:
 
 
 def _download(url: str, dest: Path, relpath: str) -> Path:
-    print(f"lanlib: downloading {url} -> {dest}")
+    print(f"lanlib: downloading {url} -> {shown_path(dest)}")
     with urllib.request.urlopen(url, timeout=60) as response, atomic_write(dest) as out:
         hasher, size = hashlib.sha256(), 0
         while chunk := response.read(_CHUNK):

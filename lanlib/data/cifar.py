@@ -35,6 +35,7 @@ from ._files import (
     notice_once,
     safe_members,
     save_tensor_file,
+    shown_path,
 )
 
 __all__ = ["CIFAR10_CLASSES", "load_cifar10"]
@@ -133,7 +134,8 @@ def _from_archive(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     decoded = root / _DECODED
     if not decoded.is_file():
         archive = find_file(_ARCHIVE, root, download=False)
-        print(f"lanlib: decoding the CIFAR-10 JPEGs in {archive} once, into {decoded}")
+        print(f"lanlib: decoding the CIFAR-10 JPEGs in {shown_path(archive)} once, into "
+              f"{shown_path(decoded)}")
         save_tensor_file(decoded, _decode_archive(archive), {"source": str(archive)})
     tensors, _ = load_tensor_file(decoded)
     _check_decoded(tensors, decoded)
