@@ -194,3 +194,15 @@ def test_strip_cli_check_and_fix(tmp_path, capsys):
     assert "chapter.ipynb: not stripped" in capsys.readouterr().out
     assert main([str(path)]) == 0
     assert main(["--check", str(path)]) == 0
+
+
+def test_papermill_reads_every_parameter(notebook):
+    """Papermill must parse each line, or it warns "Passed unknown parameter" on every run."""
+    from papermill.translators import PythonTranslator
+
+    path, nb = notebook
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    names = [p.name for p in PythonTranslator.inspect(cell)]
+    assigned = [line.split("=")[0].strip() for line in cell.source.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert names == assigned, f"{path.name}: papermill reads {names}, the cell assigns {assigned}"
