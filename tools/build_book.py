@@ -374,7 +374,12 @@ def stage(src_dir: Path, toc: dict, chapters: list[Chapter], notebooks_dir: Path
     write_text(src_dir / "notebooks" / COLAB_BADGE_FILE, COLAB_BADGE_SVG)
     for chapter in chapters:
         assert chapter.executed is not None
-        text = chapter.executed.read_text()
+        notebook = json.loads(chapter.executed.read_text())
+        # Papermill records where it read and wrote the notebook: the build machine's
+        # folders, which the downloadable notebook must not show.
+        for key in ("input_path", "output_path"):
+            notebook.get("metadata", {}).get("papermill", {}).pop(key, None)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         # Only Markdown sources mention the badge; the JSON escaping leaves the URL intact.
         text = text.replace(COLAB_BADGE_URL, COLAB_BADGE_FILE)
         write_text(src_dir / "notebooks" / f"{chapter.name}.ipynb", text)
