@@ -43,8 +43,9 @@ from .loop import named_device
 from .plot import use_book_style
 
 __all__ = [
-    "PROFILES", "Setup", "TIMINGS", "Timing", "full_results", "full_results_table", "glue",
-    "markdown_table", "provenance", "resolve_profile", "results_path", "save_results", "setup",
+    "PROFILES", "Setup", "TIMINGS", "Timing", "by_profile", "full_results",
+    "full_results_table", "glue", "markdown_table", "provenance", "resolve_profile",
+    "results_path", "save_results", "setup",
 ]
 
 #: The profiles every chapter offers: "quick" runs on a CPU in minutes, "full" is the
@@ -153,6 +154,8 @@ def setup(profile: str = "auto", seed: int = 0, device: str | torch.device = "au
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
                                 or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if chapter is not None and not (isinstance(chapter, str) and chapter):
+        raise ValueError(f"chapter must be the notebook's name, e.g. '03_cifar10', got {chapter!r}")
     if sizes is not None and not (isinstance(sizes, Mapping)
                                   and all(isinstance(sizes.get(p), Mapping) for p in PROFILES)):
         raise ValueError("sizes must map 'quick' and 'full' to the chapter's settings, e.g. "
@@ -412,6 +415,21 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def by_profile(template: str, sizes: Mapping[str, Mapping[str, Any]],
+               **shared: Any) -> list[str]:
+    """A deviations-table row's two cells: ``template`` filled in from each profile's sizes.
+
+    Example:
+        >>> by_profile("{steps:,} steps at lr {lr:g}", {"quick": {"steps": 400},
+        ...            "full": {"steps": 250_000}}, lr=5e-4)
+        ['400 steps at lr 0.0005', '250,000 steps at lr 0.0005']
+
+    Raises:
+        KeyError: the template names a setting that neither the profile nor ``shared`` has.
+    """
+    return [template.format(**sizes[profile], **shared) for profile in PROFILES]
 
 
 def full_results(notebook_name: str,

@@ -179,3 +179,15 @@ def test_printed_paths_name_the_mirror_and_data_root_by_their_variables(tmp_path
     monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path / "root"))
     assert shown_path(tmp_path / "mirror" / "a.tar.gz") == "$LANLIB_DATA_MIRROR/a.tar.gz"
     assert shown_path(tmp_path / "root" / "b.pt") == "$LANLIB_DATA_DIR/b.pt"
+
+
+def test_by_profile_fills_a_row_from_each_profile():
+    assert book.by_profile("{lan_steps} steps, {x}", SIZES, x="same") == [
+        "400 steps, same", "250000 steps, same"]
+    with pytest.raises(KeyError):
+        book.by_profile("{missing}", SIZES)
+
+
+def test_setup_refuses_a_chapter_that_is_not_a_name():
+    with pytest.raises(ValueError, match="chapter must be the notebook's name"):
+        book.setup("quick", device="cpu", threads=None, chapter=3)
