@@ -196,3 +196,20 @@ def test_history_records_named_series():
     assert history.a == [1.0] * 3 and history["b"] == [2.0] * 3 and len(history) == 3
     with pytest.raises(AttributeError, match="no series 'c'"):
         _ = history.c
+
+
+def test_faithfulness_scores_every_fill_and_ranks_the_truth_first():
+    task = known_pixels_task(64, seed=2)
+    truth = task.truth.float().expand(64, 1, 12, 12)
+    fills = {"uniform": noise.uniform(), "blur": noise.blur(3.0), "grey": noise.constant(0.5)}
+    right = lanlib.metrics.faithfulness(task.model, task.inputs, truth, fills, steps=8)
+    wrong = lanlib.metrics.faithfulness(task.model, task.inputs, 1 - truth, fills, steps=8)
+    assert list(right) == [f"{mode}/{name}" for mode in ("deletion", "insertion")
+                           for name in fills]
+    for name in fills:
+        assert right[f"deletion/{name}"] < wrong[f"deletion/{name}"]
+        assert right[f"insertion/{name}"] > wrong[f"insertion/{name}"]
+    # the same seed meets the same draws: scoring twice gives the same numbers
+    assert lanlib.metrics.faithfulness(task.model, task.inputs, truth, fills, steps=8) == right
+    with pytest.raises(ValueError, match="fills is empty"):
+        lanlib.metrics.faithfulness(task.model, task.inputs, truth, {})
