@@ -208,7 +208,7 @@ def _expected_cost(chapter: str, asked: str, profile: str, device: torch.device,
     return f"{chapter}: {chosen} on {device}: " + "; ".join(parts) + "."
 
 
-def glue(name: str, value: Any, fmt: str | None = None) -> Any:
+def glue(name: str, value: Any, fmt: str | None = None) -> None:
     """Place a number computed in the notebook into the chapter's prose.
 
     In the book, the Markdown writes ``{glue:text}`name``` where the number belongs, and
@@ -222,8 +222,7 @@ def glue(name: str, value: Any, fmt: str | None = None) -> Any:
         fmt (str, optional): a format spec for numbers, such as ``".2f"``, ``".0%"`` or
             ``","``. Default: integers as they are, other numbers ``".2f"``.
 
-    Returns:
-        The value, unchanged, so that ``x = glue("x", compute())`` reads naturally.
+    Returns nothing, so that a cell ending in ``glue(...)`` shows no stray value on the page.
 
     Raises:
         ValueError: an empty or non-identifier-like name, or a number that is NaN or
@@ -252,7 +251,6 @@ def glue(name: str, value: Any, fmt: str | None = None) -> Any:
         print(f"{name} = {text}")
     else:
         myst_glue(name, text, display=False)  # {glue:text} strips the repr's quotes
-    return value
 
 
 def _check_json(value: Any, where: str) -> None:

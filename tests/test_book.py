@@ -80,7 +80,7 @@ def test_glue_prints_where_myst_nb_is_missing(value, fmt, text, capsys, monkeypa
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_myst_nb)
-    assert book.glue("name", value, fmt) is value
+    assert book.glue("name", value, fmt) is None  # a cell ending in glue shows nothing
     assert capsys.readouterr().out == f"name = {text}\n"
 
 
