@@ -57,6 +57,24 @@ def test_window_mean_and_distance_to_border():
         grid.window_mean(values, 4)
 
 
+def test_importance_near_ink_on_a_known_canvas():
+    canvas = torch.zeros(2, 1, 28, 28)
+    canvas[:, 0, 10, 10] = 0.05  # one faint ink pixel is still ink
+    near = grid.near_ink(canvas, radius=3)
+    assert near[0, 0].sum() == 49 and near[0, 0, 7:14, 7:14].all()  # the 7x7 square around it
+    assert not near[0, 0, 6, 10] and not near[0, 0, 10, 14]  # 4 pixels away
+    assert grid.near_ink(canvas, radius=0).sum() == 2
+    importance = torch.zeros(2, 1, 28, 28)
+    importance[0, 0, 13, 13] = 3.0  # 3 pixels away on both axes: near
+    importance[0, 0, 20, 20] = 1.0  # far
+    importance[1] = 0.5  # spread evenly: the share is the near area's
+    shares = grid.importance_near_ink(importance, near)
+    assert shares.tolist() == pytest.approx([0.75, 49 / 784])
+    assert grid.importance_near_ink(torch.zeros(1, 1, 28, 28), near[:1]).item() == 0.0
+    with pytest.raises(ValueError, match="non-negative"):
+        grid.importance_near_ink(-importance, near)
+
+
 class _ReadsTopLeft(nn.Module):
     """Predicts class 1 when there is ink in the top-left quadrant, else class 0."""
 
@@ -117,7 +135,15 @@ def test_load_or_train_caches_f_and_the_lan(tmp_path, monkeypatch):
     assert (loaded, loaded2) == (False, True)
     x = torch.rand(2, 1, 28, 28)
     assert torch.equal(lan(x), lan2(x)) and lan(x).shape == (2, 1, 28, 28)
-    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    feature_kwargs = dict(beta=5.0, steps=2, tv=0.5, batch_size=4, seed=1, verbose=False)
+    feat, loaded = grid.load_or_train_feature_lan(f, config, images, labels, pool,
+                                                  **feature_kwargs)
+    feat2, loaded2 = grid.load_or_train_feature_lan(f2, config2, images, labels, pool,
+                                                    **feature_kwargs)
+    assert (loaded, loaded2) == (False, True)
+    assert torch.equal(feat(x), feat2(x)) and feat(x).shape == (2, 1, 28, 28)
+    assert not any(p is q for p in feat.parameters() for q in f.parameters())
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 3
     assert config["init_seed"] == 1 and config["exclude"] == [16, 16, 12, 12]
     assert config["train"]["seed"] == 1 and config["train"]["steps"] == 3
 

@@ -9,8 +9,9 @@ pieces the chapter ``notebooks/02_mnist_grid`` uses to test that:
 
 - training, once, through lanlib's cache: :func:`load_or_train_classifier` (F of
   Appendix A, on digits placed afresh every batch by
-  :func:`lanlib.data.translated_loader`) and :func:`load_or_train_lan` (the LAN of
-  Appendix A, with bootstrapped noise);
+  :func:`lanlib.data.translated_loader`), :func:`load_or_train_lan` (the LAN of
+  Appendix A, with bootstrapped noise) and :func:`load_or_train_feature_lan` (an
+  improved LAN, ours, that reads F's feature maps);
 - the stationary part of the masks: :func:`stationary_mask` (the mask at pixels
   far from the digit), :func:`window_mean` (its mean over the box a digit would
   cover);
@@ -20,6 +21,8 @@ pieces the chapter ``notebooks/02_mnist_grid`` uses to test that:
   and :func:`receptive_field_count` (how many last-layer units see each pixel);
 - comparisons: :func:`region_mask`, :func:`inside_outside`, :func:`distance_to_border`
   (correlations of maps: :func:`lanlib.metrics.correlation`);
+- whether importance follows the digit: :func:`near_ink` (the pixels within a few pixels
+  of the digit's ink) and :func:`importance_near_ink` (the share of importance there);
 - figures: :func:`plot_digits_and_masks` (Figure 2), :func:`plot_map` (Figure 3's
   panels), :func:`plot_periodicity`, :func:`plot_explorer_state`.
 
@@ -51,16 +54,19 @@ from torch import nn
 from ..cache import cached_classifier, cached_lan
 from ..data.translated import allowed_positions, place_everywhere, shrink_digits, translated_loader
 from ..models.mnist import build_translated_mnist_net
-from ..nets import MLPMaskNet
+from ..nets import FeatureMaskNet, MLPMaskNet
 from ..noise import bootstrap
 from ..plot import IMPORTANCE_LABEL, OKABE_ITO, as_numpy, axes_grid, outline, root_figure
 
 __all__ = [
     "accuracy_map",
     "distance_to_border",
+    "importance_near_ink",
     "inside_outside",
     "load_or_train_classifier",
+    "load_or_train_feature_lan",
     "load_or_train_lan",
+    "near_ink",
     "periodicity",
     "phase_table",
     "plot_digits_and_masks",
@@ -158,6 +164,53 @@ def load_or_train_lan(model: nn.Module, model_config: dict, images: torch.Tensor
         bootstrap(noise_pool["canvases"]), explains=model_config, config=config,
         beta=float(beta), steps=int(steps), lr=float(lr), batch_size=int(batch_size),
         seed=int(seed), device=device, verbose=verbose)
+
+
+def load_or_train_feature_lan(model: nn.Module, model_config: dict, images: torch.Tensor,
+                              labels: torch.Tensor, noise_pool: dict, *, beta: float,
+                              steps: int, lr: float = 2e-3, tv: float = 0.0,
+                              batch_size: int = 64,
+                              layers: Sequence[str] = ("features.1", "features.3"),
+                              width: int = 16, seed: int = 0, device=None,
+                              verbose: bool = True) -> tuple[nn.Module, bool]:
+    """An improved LAN (not the paper's) that reads F's feature maps, trained once.
+
+    :class:`lanlib.nets.FeatureMaskNet` on the outputs of F's two convolutional layers
+    (after their leaky ReLUs), so the mask is computed from what F itself detected in
+    this canvas; its statistics come from the first 256 canvases of the noise pool.
+    Everything else is as in :func:`load_or_train_lan`: freshly translated training
+    digits (placements seeded with ``seed + 1``), bootstrapped noise from
+    ``noise_pool``, :func:`lanlib.fit_lan` with ``beta``, here with a total-variation
+    prior of weight ``tv`` (Fong & Vedaldi 2017).
+
+    Args:
+        model, model_config, images, labels, noise_pool: as for :func:`load_or_train_lan`.
+        beta (float): the reward for larger masks. steps (int): Adam steps.
+        lr (float): Adam's learning rate. Default 2e-3.
+        tv (float): weight of the total-variation prior. Default 0.0.
+        batch_size (int): Default 64.
+        layers (sequence of str): F's submodules read. Default the two leaky ReLUs.
+        width (int): channels of the mask head. Default 16.
+        seed (int): seeds the initial weights, batch order and noise draws.
+        device: where to train. Default CPU.
+        verbose (bool): print whether the LAN was loaded or trained.
+
+    Returns:
+        tuple: the LAN (eval mode, on ``device``) and whether it was loaded.
+    """
+    layers = [str(name) for name in layers]
+    example = noise_pool["canvases"][:256]
+    config = {"lan": "feature", "layers": layers, "width": int(width),
+              "example": "first 256 of the noise pool",
+              "noise": {"bootstrap": noise_pool["spec"]}, "train_digits": len(images),
+              "placement_seed": int(seed) + 1, "version": 1}
+    return cached_lan(
+        "mnist-grid-feature-LAN", model,
+        lambda key: FeatureMaskNet(model, layers, example.to(device or "cpu"), width=int(width)),
+        lambda: translated_loader(images, labels, int(batch_size), seed=int(seed) + 1),
+        bootstrap(noise_pool["canvases"]), explains=model_config, config=config,
+        beta=float(beta), steps=int(steps), lr=float(lr), batch_size=int(batch_size),
+        seed=int(seed), device=device, verbose=verbose, tv=float(tv))
 
 
 # ----------------------------------------------------------------------------- masks
@@ -394,6 +447,49 @@ def distance_to_border(canvas_size: int = 28, digit_size: int = 7) -> torch.Tens
     gap = torch.minimum(idx - half, canvas_size - 1 - half - idx)
     out = torch.minimum(gap[:, None], gap[None, :])
     return torch.where(out >= 0, out, torch.nan)
+
+
+def near_ink(canvases: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """The pixels within ``radius`` of the digit's ink, per canvas.
+
+    The canvases of :func:`lanlib.data.translate_digits` are 0 except where the pasted
+    digit has ink, so the ink is ``canvases > 0`` (the digit's own pixels; their faint
+    anti-aliased rim included). It is dilated by a ``(2 radius + 1)``-square max pooling:
+    a pixel counts as near when some ink pixel lies at most ``radius`` rows and
+    ``radius`` columns away (Chebyshev distance).
+
+    Args:
+        canvases (Tensor (N, 1, H, W)): the canvases, background exactly 0.
+        radius (int): the distance in pixels, >= 0. Default 3.
+
+    Returns:
+        BoolTensor (N, 1, H, W): True near the ink (the ink included).
+    """
+    if radius < 0:
+        raise ValueError(f"radius must be >= 0, got {radius}")
+    ink = (canvases > 0).float()
+    return F.max_pool2d(ink, 2 * radius + 1, stride=1, padding=radius) > 0
+
+
+def importance_near_ink(importance: torch.Tensor, near: torch.Tensor) -> torch.Tensor:
+    """Each canvas's share of its importance mass that lies on the pixels ``near`` its ink.
+
+    ``sum(importance * near) / sum(importance)`` per canvas. An importance spread evenly
+    over the canvas scores the share of the canvas that ``near`` covers; one that
+    follows the digit scores close to 1.
+
+    Args:
+        importance (Tensor (N, 1, H, W)): non-negative importance, e.g. ``1 - mask``.
+        near (BoolTensor (N, 1, H, W)): from :func:`near_ink`.
+
+    Returns:
+        Tensor (N,): the shares in [0, 1] (0 for a canvas with no importance at all).
+    """
+    importance = importance.double()
+    if bool((importance < 0).any()):
+        raise ValueError("importance must be non-negative (e.g. 1 - mask)")
+    total = importance.sum((1, 2, 3))
+    return ((importance * near).sum((1, 2, 3)) / total.clamp_min(1e-12)).float()
 
 
 # ----------------------------------------------------------------------------- figures
