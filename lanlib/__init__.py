@@ -13,6 +13,8 @@ Main entry points:
 - :func:`corrupt` (Eq. 2), :func:`objective` (Eqs. 3-4);
 - :func:`fit_lan`: train an amortised mask network (Eq. 3);
 - :func:`fit_sample_masks`: fit one mask per input, batched (Eq. 4);
+- :func:`explain_dataset`: masks for a whole dataset, written shard by shard (resumable,
+  shared by ``torchrun``'s processes); :func:`load_explanations` reads them back;
 - :func:`attribute`: any explanation method asked for in one way (Captum's, sample
   masks, a trained LAN), timed per image; :class:`LatentAttention`: sample masks behind
   Captum's interface (both from :mod:`lanlib.attribution`);
@@ -27,11 +29,13 @@ from . import attribution, book, cache, data, gates, losses, metrics, nets, nois
 from ._version import __version__
 from .attribution import LatentAttention, attribute
 from .core import corrupt, frozen, importance, objective, upsample_mask
+from .explain import ExplanationStore, explain_dataset, load_explanations
 from .fit import fit_lan, fit_sample_masks, fit_sample_masks_over_beta
 from .loop import History, seeded
 
 __all__ = [
     "__version__",
+    "ExplanationStore",
     "History",
     "LatentAttention",
     "attribute",
@@ -40,12 +44,14 @@ __all__ = [
     "cache",
     "corrupt",
     "data",
+    "explain_dataset",
     "fit_lan",
     "fit_sample_masks",
     "fit_sample_masks_over_beta",
     "frozen",
     "gates",
     "importance",
+    "load_explanations",
     "losses",
     "metrics",
     "nets",

@@ -33,12 +33,18 @@ The method chapter of the book (``notebooks/01_method``) derives both loops.
 
 from __future__ import annotations
 
+import atexit
+import io
 import math
 import numbers
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import trange
 
 from .core import (
@@ -53,6 +59,7 @@ from .core import (
     objective,
     upsample_mask,
 )
+from .data._files import atomic_write
 from .gates import resolve as resolve_gates
 from .loop import History, batches, explained, floating_dtype, generator, resolve_device
 from .losses import resolve as resolve_loss
@@ -207,6 +214,90 @@ def _multiplier(max_distortion: float | None, shape: tuple[int, ...], lr: float,
     return rho, torch.optim.Adam([rho], lr=lr, maximize=True)
 
 
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def join_process_group(device: torch.device) -> tuple[int, int, torch.device]:
+    """This process's rank, the number of processes and its device: ``(0, 1, device)`` alone.
+
+    Nothing changes unless ``torch.distributed`` is initialised, or the launcher's
+    environment is there (``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
+    ``MASTER_PORT``) for more than one process: then lanlib initialises it, with NCCL
+    for a CUDA device and Gloo otherwise, and destroys it at exit. Under a launcher a bare
+    ``"cuda"`` becomes this process's GPU, ``cuda:LOCAL_RANK``.
+    """
+    launched = all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"))
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    if not dist.is_available():
+        return 0, 1, device
+    if not dist.is_initialized():
+        if not launched or int(os.environ["WORLD_SIZE"]) < 2:
+            return 0, 1, device
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave_process_group)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _shared_seed(seed: int | None, world: int) -> int | None:
+    """``seed``, or with several processes and no seed, one drawn by rank 0 for all."""
+    if world == 1 or seed is not None:
+        return seed
+    shared = [int(torch.randint(2**62, (1,)))]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def _share_of(noise, batch: torch.Tensor, part: slice):
+    """``noise`` drawn for the whole global ``batch``, this rank's ``part`` of it returned:
+    every rank corrupts its rows with the draw one process would have made."""
+
+    def draw(inputs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return noise(batch, generator=generator)[part]
+
+    return draw
+
+
+def _settled(records: list[dict[str, torch.Tensor]], world: int) -> dict[str, torch.Tensor]:
+    """Per-step records stacked, averaged over the ranks (equal shares: the global means), on
+    the CPU (one device sync)."""
+    if not records:
+        return {}
+    stacked = {k: torch.stack([r[k].float() for r in records]) for k in records[0]}
+    if world > 1:
+        for value in stacked.values():
+            dist.all_reduce(value)
+            value /= world
+    return {k: v.cpu() for k, v in stacked.items()}
+
+
+def _run_description(**settings) -> dict:
+    """The settings a checkpoint must share with the run that resumes it."""
+    return {k: v if v is None or isinstance(v, (bool, int, float, str))
+            else f"{type(v).__module__}.{type(v).__qualname__}" for k, v in settings.items()}
+
+
+def _load_checkpoint(path: Path, run: dict) -> dict | None:
+    """The checkpoint at ``path`` of this very run, or None if there is none yet."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unreadable file gets the same advice
+        raise ValueError(f"the checkpoint {path} cannot be read ({exc}); delete it to train "
+                         "from the start") from exc
+    if saved.get("run") != run:
+        changed = sorted(k for k in run if saved.get("run", {}).get(k) != run[k])
+        raise ValueError(f"the checkpoint {path} is of another run (it differs in "
+                         f"{', '.join(changed) or 'its format'}); pass another checkpoint= or "
+                         "delete it to train from the start")
+    return saved
+
+
 def _scheduler(optimiser: torch.optim.Optimizer, schedule: str, steps: int):
     """A per-step learning-rate schedule: constant, or decaying to 0 at ``steps``."""
     if schedule not in SCHEDULES:
@@ -241,6 +332,8 @@ def fit_lan(
     progress: bool = True,
     device=None,
     history: History | None = None,
+    checkpoint=None,
+    checkpoint_every: int = 100,
 ) -> nn.Module:
     """Train a Latent Attention Network ``lan`` to explain ``model`` (Eq. 3 of the paper).
 
@@ -290,6 +383,25 @@ def fit_lan(
         progress (bool): show a progress bar. Default True.
         device (str or torch.device, optional): where to compute; default the model's device.
         history (History, optional): filled with the per-step batch means.
+        checkpoint (str or Path, optional): a file where the training state (LAN, optimisers,
+            random state, history) is saved every ``checkpoint_every`` steps and at the end,
+            atomically. If it exists when the call starts, training resumes from it, and the
+            result is what an uninterrupted run gives. The batches then come from a
+            generator of their own, seeded from ``seed``: a run with a checkpoint differs from
+            one without (not between an interrupted and an uninterrupted one). Needs a
+            ``seed``; a DataLoader's batches before the saved step are read again. Default
+            None (no checkpoint).
+        checkpoint_every (int): steps between two checkpoints, >= 1. Default 100.
+
+    Several processes (``torchrun``, or ``torch.distributed`` initialised): the LAN is
+    wrapped in ``DistributedDataParallel``, F stays frozen on every rank, and each
+    step's global batch of ``batch_size`` (drawn alike on every rank from the shared
+    seed) is split into equal shares; each rank corrupts its share with its part of
+    the noise drawn for the whole batch. The trained LAN is then the one a single
+    process gives with the same ``batch_size`` and seed, up to float rounding (the
+    gradients are summed in another order). ``batch_size`` must be a multiple of the
+    number of processes; ``gates`` are not supported there yet. Rank 0 writes the
+    checkpoint.
 
     Returns:
         nn.Module: ``lan``, trained, on ``device``.
@@ -297,7 +409,9 @@ def fit_lan(
     Raises:
         ValueError: non-finite inputs, model outputs, noise or objective; LAN outputs
             outside [0, 1] at any step (found at the next check, see :data:`CHECK_EVERY`);
-            both or neither of beta and max_distortion; a bad tv, gates or multiplier_lr.
+            both or neither of beta and max_distortion; a bad tv, gates or multiplier_lr;
+            a checkpoint of another run, or without a seed; under several processes, a
+            batch_size that they cannot share equally, or gates.
     """
     beta, max_distortion, steps, lr = check_hyper(beta, max_distortion, steps, lr)
     multiplier_lr = check_positive("multiplier_lr", multiplier_lr)
@@ -306,27 +420,75 @@ def fit_lan(
     check_module("lan", lan)
     if not any(p.requires_grad for p in lan.parameters()):
         raise ValueError("the LAN has no trainable parameters; pass a module with parameters")
-    device = resolve_device(model, device)
+    rank, world, device = join_process_group(resolve_device(model, device))
+    part = None
+    if world > 1:
+        if gates is not None:
+            raise ValueError("gates are not supported by fit_lan under several processes yet "
+                             "(their draws would differ from one process's); train with gates "
+                             "in one process")
+        if not isinstance(batch_size, int) or batch_size % world:
+            raise ValueError(f"batch_size {batch_size!r} must be a multiple of the number of "
+                             f"processes, {world}, so that each takes an equal share")
+        share = batch_size // world
+        part = slice(rank * share, (rank + 1) * share)
+        seed = _shared_seed(seed, world)
+    saved = None
+    if checkpoint is not None:
+        if seed is None:
+            raise ValueError("a checkpoint needs a seed (resuming must draw the same batches "
+                             "and noise): pass seed=")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or (
+                checkpoint_every < 1):
+            raise ValueError(f"checkpoint_every must be an integer >= 1, got "
+                             f"{checkpoint_every!r}")
+        checkpoint = Path(checkpoint).expanduser()
+        run = _run_description(steps=steps, lr=lr, multiplier_lr=multiplier_lr,
+                               batch_size=batch_size, beta=beta, max_distortion=max_distortion,
+                               loss=loss, tv=tv, gates=gates, seed=seed)
+        saved = _load_checkpoint(checkpoint, run)
     gen = generator(seed, device)
-    stream = batches(data, batch_size, gen, device)
+    # with a checkpoint the batches have their own generator: replaying them on resume
+    # then leaves the noise's generator alone (its state is in the checkpoint)
+    stream = batches(data, batch_size, gen if checkpoint is None else generator(
+        seed ^ 0x5EED, device), device)
     lan.to(device).train()
     model_dtype, lan_dtype = floating_dtype(model), floating_dtype(lan)
     optimiser = torch.optim.Adam(lan.parameters(), lr=lr)
     rho, ascent = _multiplier(max_distortion, (), multiplier_lr, device, torch.float32)
     records = []
+    kept: dict[str, torch.Tensor] = {}
     low = high = None
+    first = 0
+    if saved is not None:
+        first = saved["step"]
+        lan.load_state_dict(saved["lan"])
+        optimiser.load_state_dict(saved["optimiser"])
+        if rho is not None:
+            with torch.no_grad():
+                rho.copy_(saved["rho"])
+            ascent.load_state_dict(saved["ascent"])
+        gen.set_state(saved["generator"])
+        kept, low, high = saved["records"], saved["low"].to(device), saved["high"].to(device)
+        for _ in range(first):
+            next(stream)
+    trained = lan if world == 1 else DistributedDataParallel(
+        lan, device_ids=[device] if device.type == "cuda" else None)
     with explained(model, device):
-        for step in trange(steps, disable=not progress, desc="fit_lan"):
+        for step in trange(first, steps, disable=not progress or rank != 0, desc="fit_lan"):
             x = next(stream)
             x_model = x if model_dtype is None else x.to(model_dtype)
+            draw = noise
+            if part is not None:
+                draw = _share_of(noise, x_model, part)
+                x, x_model = x[part], x_model[part]
             with torch.no_grad():
                 reference = model_output(model, x_model)
-            mask = lan(x if lan_dtype is None else x.to(lan_dtype))
-            draw = noise
+            mask = trained(x if lan_dtype is None else x.to(lan_dtype))
             if step == 0:
                 check_mask(mask, x, source="the LAN's output")
                 _check_reference(reference)
-                draw = _first_draw_checked(noise)
+                draw = _first_draw_checked(draw)
             terms = objective(model, x_model, mask if gates is None else gates.logits(mask),
                               draw, beta=beta, loss=loss, reference=reference, generator=gen,
                               max_distortion=max_distortion,
@@ -336,6 +498,9 @@ def fit_lan(
             if ascent is not None:
                 ascent.zero_grad(set_to_none=True)
             total.backward()
+            if rho is not None and world > 1:  # λ follows the global batch's mean distortion
+                dist.all_reduce(rho.grad)
+                rho.grad /= world
             optimiser.step()
             if ascent is not None:
                 ascent.step()
@@ -347,10 +512,37 @@ def fit_lan(
             if _due(step, steps):
                 _check_objective(total, terms, step + 1)
                 _check_lan_range(low, high, step + 1)
+            if checkpoint is not None and ((step + 1) % checkpoint_every == 0
+                                           or step + 1 == steps):
+                recent = _settled(records, world)
+                kept = {k: torch.cat([kept[k], v]) if k in kept else v for k, v in recent.items()}
+                records = []
+                if rank == 0:
+                    _save_checkpoint(checkpoint, {
+                        "run": run, "step": step + 1, "lan": lan.state_dict(),
+                        "optimiser": optimiser.state_dict(),
+                        "rho": None if rho is None else rho.detach(),
+                        "ascent": None if ascent is None else ascent.state_dict(),
+                        "generator": gen.get_state(), "records": kept, "low": low,
+                        "high": high})
     lan.eval()
     if history is not None:
-        history.extend(records)
+        if checkpoint is None and world == 1:
+            history.extend(records)
+        else:
+            series = {k: torch.cat([kept[k], v]) if k in kept else v
+                      for k, v in _settled(records, world).items()} or kept
+            history.extend([{k: v[i] for k, v in series.items()}
+                            for i in range(len(next(iter(series.values()), [])))])
     return lan
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """Write a training state to ``path`` atomically (a killed run leaves the previous one)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
 
 
 def fit_sample_masks(
