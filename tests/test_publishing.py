@@ -7,8 +7,9 @@ checked without running them:
   either runs a command or uses an action pinned to a version;
 - ``ci.yml`` runs the README's test command on ubuntu, without ``LANLIB_DATA_MIRROR``
   (a CI run downloads the datasets like a reader's first run);
-- ``gpu.yml`` runs the README's build command with ``PROFILE=full`` on a self-hosted GPU
-  runner and uploads the site as an artifact;
+- ``gpu.yml`` runs the README's build command with ``PROFILE=full`` once per chapter (a
+  matrix of self-hosted GPU runners), then renders the book from the executed chapters
+  and uploads the site as an artifact;
 - ``pages.yml`` publishes that artifact (same name) with ``upload-pages-artifact`` and
   ``deploy-pages``, with the permissions and environment Pages needs, and falls back to
   the README's build command when started by hand.
@@ -132,14 +133,28 @@ def test_ci_runs_the_readme_test_command_without_the_mirror():
     assert {"push", "pull_request"} <= set(workflow["on"])
 
 
-def test_gpu_builds_the_full_book_on_a_gpu_runner():
+def test_gpu_runs_each_chapter_on_a_gpu_runner_then_renders_the_book():
     workflow = load("gpu.yml")
-    assert calls(run_lines(workflow), readme_commands()["book"]) == [["PROFILE=full"]], (
-        f"gpu.yml must run `{readme_commands()['book']} PROFILE=full`"
-    )
-    (job,) = workflow["jobs"].values()
-    labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+    chapter, site = workflow["jobs"]["chapter"], workflow["jobs"]["site"]
+    labels = chapter["runs-on"] if isinstance(chapter["runs-on"], list) else [chapter["runs-on"]]
     assert {"self-hosted", "gpu"} <= set(labels)
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    notebooks = [entry["file"].split("/")[-1] for part in toc["parts"]
+                 for entry in part["chapters"] if entry["file"].startswith("notebooks/")]
+    assert chapter["strategy"]["matrix"]["chapter"] == notebooks, (
+        "gpu.yml's matrix must hold every chapter of _toc.yml, in order")
+    assert chapter["strategy"]["fail-fast"] is False, "one failing chapter must not stop the rest"
+    book = readme_commands()["book"]
+    lines = run_lines({"jobs": {"chapter": chapter}})
+    assert f'{book} PROFILE=full BOOK_ARGS="--only ${{{{ matrix.chapter }}}}"' in lines, (
+        f"each chapter job must run `{book} PROFILE=full` for its chapter alone")
+    assert site["needs"] in ("chapter", ["chapter"])
+    assert f'{book} BOOK_ARGS="--executed _build/executed"' in run_lines({"jobs": {"site": site}})
+    ((_, download),) = uses({"jobs": {"site": site}}, "actions/download-artifact")
+    uploads = [s["with"]["name"] for _, s in uses({"jobs": {"chapter": chapter}},
+                                                  "actions/upload-artifact")]
+    assert "executed-${{ matrix.chapter }}" in uploads
+    assert download["with"]["pattern"] == "executed-*" and download["with"]["merge-multiple"]
     sites = [s for _, s in uses(workflow, "actions/upload-artifact")
              if s["with"]["path"].rstrip("/") == "_build/html"]
     assert len(sites) == 1, "gpu.yml must upload _build/html as an artifact"
