@@ -36,16 +36,30 @@ What is measured (each a section of the table and of the JSON, :data:`SECTIONS`)
 - ``flops``: the share of the device's matrix-multiply rate that fitting masks reaches on
   the CIFAR-10 network (FLOPs of F's forward and backward per step, counted by
   :class:`torch.utils.flop_counter.FlopCounterMode`).
+- ``options``: the options that shape the masks of :func:`lanlib.fit_sample_masks`
+  (noise ``lanlib.noise.blur``, ``tv``, ``max_distortion``, ``gates="hard_concrete"``),
+  each alone against the paper's objective: masks per second at one batch (ratio to the
+  plain call, and to batch 1: each runs batched), and the quality after the library's
+  default steps: deletion and insertion areas under the option's own noise, a blurred
+  copy and grey (:func:`lanlib.metrics.faithfulness`), the swap test's ``own_better``,
+  the distortion, the share replaced, the total variation, the share of exact 0s and 1s.
+- ``mask_nets``: the paper's ``MLPMaskNet`` against ``UNetMaskNet`` and
+  ``FeatureMaskNet``: masks per second at inference, :func:`lanlib.fit_lan` steps per
+  second (also with each option), and the same quality numbers for LANs trained on the
+  networks the setting names (MNIST in the quick setting; also the LANs with each option
+  in the smoke and full settings).
 
 Modules: :mod:`~lanlib.bench.settings` (the settings), :mod:`~lanlib.bench.subjects`
 (the networks explained), :mod:`~lanlib.bench.measure` (clocks, fits, objectives,
-deletion areas), :mod:`~lanlib.bench.speed` and :mod:`~lanlib.bench.quality` (the
-sections), :mod:`~lanlib.bench.report` (goals, table, chart, JSON).
+deletion areas), :mod:`~lanlib.bench.speed`, :mod:`~lanlib.bench.quality` and
+:mod:`~lanlib.bench.options` (the sections), :mod:`~lanlib.bench.report` (goals, table,
+chart, JSON).
 
 CPU runs use one intra-op thread by default (``--threads``): the steps are small, and on a
 shared machine PyTorch's threads wait on each other (the ``threads`` row measures it).
-Trained networks go through :func:`lanlib.cache.cached_classifier` and
-:func:`lanlib.cache.cached_lan` (names ``bench-*``), so a second run skips training.
+Trained networks go through :func:`lanlib.cache.cached_classifier`,
+:func:`lanlib.cache.cached_lan` and :func:`lanlib.cache.load_or_train` (names ``bench-*``),
+so a second run skips training.
 
 Example (the smoke setting, about a minute on one CPU core):
     >>> results = main(["--setting", "smoke", "--out", "/tmp/smoke.json"])  # doctest: +SKIP
@@ -68,6 +82,7 @@ from typing import Any
 import torch
 
 from ..loop import named_device
+from .options import mask_nets, sample_options
 from .quality import amortised, batch1_seconds_per_step, convergence, matched_time, methods
 from .report import chart, goals, table, write_json
 from .settings import BETA_REL, LIBRARY, PAPER, SETTINGS, SUBJECTS
@@ -77,7 +92,8 @@ from .subjects import Subject, load_subject, train_lan
 __all__ = ["SECTIONS", "main", "run"]
 
 #: The sections :func:`run` measures, in order (``--sections``).
-SECTIONS = ("throughput", "accelerations", "convergence", "amortised", "methods", "flops")
+SECTIONS = ("throughput", "accelerations", "convergence", "amortised", "methods", "flops",
+            "options", "mask_nets")
 
 
 def _load_average() -> list[float] | None:
@@ -191,6 +207,10 @@ def _measure(results: dict, cfg: dict, dev: torch.device, seed: int, names: Sequ
                                    for k, m in results["methods"].items()}
     section("flops", "flops", lambda s: flop_rate(s, cfg, dev, seed),
             [s for s in small if s.name == "cifar"])
+    section("options", "options of fit_sample_masks",
+            lambda s: sample_options(s, cfg, dev, seed), small)
+    section("mask_nets", "mask networks",
+            lambda s: mask_nets(s, cfg, dev, seed, root=root), small)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

@@ -91,10 +91,14 @@ def interleaved(calls: dict[str, Callable[[], Any]], device: torch.device,
 def fit(subject: Subject, x: torch.Tensor, *, steps: int, seed: int, **kwargs) -> torch.Tensor:
     """Sample-specific masks ``(N, *subject.mask_shape)`` of ``x`` for the subject's network.
 
-    ``kwargs`` go to :func:`lanlib.fit_sample_masks` (``lr``, ``init``, ``amp``, ...).
+    ``kwargs`` go to :func:`lanlib.fit_sample_masks` (``lr``, ``init``, ``amp``, ``tv``,
+    ...); ``noise`` and ``beta`` default to the subject's, and ``max_distortion`` takes
+    the place of ``beta``.
     """
-    return fit_sample_masks(subject.model, x, subject.noise, beta=subject.beta, steps=steps,
-                            mask_shape=subject.mask_shape, seed=seed, progress=False, **kwargs)
+    options = {"noise": subject.noise,
+               "beta": None if "max_distortion" in kwargs else subject.beta, **kwargs}
+    return fit_sample_masks(subject.model, x, options.pop("noise"), steps=steps,
+                            mask_shape=subject.mask_shape, seed=seed, progress=False, **options)
 
 
 def expected_objective(subject: Subject, x: torch.Tensor, masks: torch.Tensor, *, draws: int,

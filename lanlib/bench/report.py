@@ -66,6 +66,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _quality_rows(row, label: str, r: dict) -> None:
+    """The quality rows of one kind of mask (:func:`lanlib.bench.options.quality`), if any."""
+    if "deletion/own" not in r:
+        return
+    row(f"{label}: deletion, own noise", r["deletion/own"], None,
+        f"blur {r['deletion/blur']}, grey {r['deletion/grey']}; insertion: own "
+        f"{r['insertion/own']}, blur {r['insertion/blur']}, grey {r['insertion/grey']}")
+    row(f"{label}: own_better", r["own_better"], None,
+        f"distortion {r['distortion']}, replaced {r['replaced']}, total variation "
+        f"{r['total_variation']}, exact 0/1 {r['exact_0_or_1']}")
+
+
 def table(results: dict) -> str:
     """The human-readable report: one line per measured quantity, ratios in the last column."""
     lines = []
@@ -187,6 +199,32 @@ def table(results: dict) -> str:
             row(f"{name} batch {f['batch']}: achieved FLOP/s", f["achieved_flops_per_second"],
                 f["fraction_of_matmul_rate"], f"{f['flops_per_step']:.3g} FLOP per step")
             row(f"{name} matmul {f['matmul_size']}^2 FLOP/s", f["matmul_flops_per_second"])
+    if "options" in results:
+        head("options of fit_sample_masks (masks/s; ratio to the plain call)")
+        for name, o in results["options"].items():
+            lines.append(f"  {name}: speed at batch {o['batch']}, {o['speed_steps']} steps; "
+                         f"quality after {o['quality_steps']} steps on {o['images']} images; "
+                         f"blur sigma {o['blur_sigma']}")
+            for v, r in o["options"].items():
+                row(f"{name} {v}", r["masks_per_second"], r["ratio_to_plain"],
+                    f"batched vs batch 1: x{_fmt(r['batching_speedup'])}")
+                _quality_rows(row, f"{name} {v}", r)
+    if "mask_nets" in results:
+        head("mask networks (masks/s at inference, fit_lan steps/s; ratio to MLPMaskNet)")
+        for name, m in results["mask_nets"].items():
+            lines.append(f"  {name}: inference on {m['inference_images']} images, training "
+                         f"{m['speed_steps']} steps at batch 64; quality: "
+                         + (f"LANs trained {m['train_steps']} steps, on {m['images']} images"
+                            if m["train_steps"] else m["quality_note"]))
+            for net, r in m["nets"].items():
+                row(f"{name} {net}: masks/s", r["masks_per_second"], r["inference_ratio_to_mlp"])
+                row(f"{name} {net}: fit_lan steps/s", r["train_steps_per_second"],
+                    r["train_ratio_to_mlp"])
+                _quality_rows(row, f"{name} {net}", r)
+            for v, r in m["feature_options"].items():
+                row(f"{name} FeatureMaskNet {v}: fit_lan steps/s", r["train_steps_per_second"],
+                    r["train_ratio_to_plain"], "ratio: to FeatureMaskNet, plain")
+                _quality_rows(row, f"{name} FeatureMaskNet {v}", r)
     if "goals" in results:
         head("goals of the performance issue")
         for name, g in results["goals"].items():

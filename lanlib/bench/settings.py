@@ -16,7 +16,12 @@ estimate the distortion of full replacement, which sets beta), ``throughput_*``,
 (training steps of the amortised LAN per subject), ``amortised_images``,
 ``methods_images``, ``imagenet_size``, ``sample_checkpoints``, ``ig_steps``,
 ``ep_iters``, ``deletion_steps``, ``occlusion`` ((window, stride) pairs),
-``ablation`` (patch sizes), ``flops_*`` and ``matmul_size``.
+``ablation`` (patch sizes), ``flops_*``, ``matmul_size``, and for the options and the
+mask networks (:mod:`lanlib.bench.options`) ``option_batch`` and ``option_speed_steps``
+(the timed calls), ``option_steps`` (the fits whose quality is measured),
+``lan_speed_steps`` (the timed fit_lan calls), ``mask_net_steps`` (training steps of each
+mask network, for the networks named) and ``lan_options`` (also train a LAN with each
+option).
 
 Example:
     >>> SETTINGS["quick"]["throughput_batches"]
@@ -53,6 +58,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "occlusion": {"mnist": ((14, 14),), "cifar": ((16, 16),), "imagenet": ((16, 16),)},
         "ablation": {"mnist": (14,), "cifar": (16,), "imagenet": (16,)},
         "flops_batch": 8, "flops_steps": 1, "matmul_size": 256,
+        "option_batch": 8, "option_speed_steps": 1, "option_steps": 30, "lan_speed_steps": 1,
+        "mask_net_steps": {"mnist": 3}, "lan_options": True,
     },
     "quick": {
         "synthetic": False, "cache": True, "subjects": SUBJECTS,
@@ -70,6 +77,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
                       "imagenet": ((40, 20), (20, 10))},
         "ablation": {"mnist": (7, 4), "cifar": (8, 4), "imagenet": (40, 20)},
         "flops_batch": 64, "flops_steps": 10, "matmul_size": 2048,
+        "option_batch": 64, "option_speed_steps": 10, "option_steps": 300, "lan_speed_steps": 3,
+        "mask_net_steps": {"mnist": 300}, "lan_options": False,
     },
     "full": {
         "synthetic": False, "cache": True, "subjects": SUBJECTS,
@@ -88,5 +97,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
                       "imagenet": ((56, 28), (28, 14), (14, 7))},
         "ablation": {"mnist": (7, 4, 2), "cifar": (8, 4, 2), "imagenet": (56, 28, 14)},
         "flops_batch": 1024, "flops_steps": 50, "matmul_size": 8192,
+        "option_batch": 256, "option_speed_steps": 50, "option_steps": 300,
+        "lan_speed_steps": 20, "mask_net_steps": {"mnist": 5000, "cifar": 5000},
+        "lan_options": True,
     },
 }

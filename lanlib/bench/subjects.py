@@ -46,7 +46,11 @@ from ..train import accuracy
 from .measure import rounded
 from .settings import BETA_REL
 
-__all__ = ["Subject", "full_distortion", "load_subject", "train_lan"]
+__all__ = ["LAN_HIDDEN", "Subject", "full_distortion", "load_subject", "train_lan"]
+
+#: The hidden widths of the paper's fully connected LAN for each network (:func:`train_lan`
+#: and the MLPMaskNet rows of :mod:`lanlib.bench.options`).
+LAN_HIDDEN = {"mnist": [100], "cifar": [500, 500, 500]}
 
 
 @dataclass
@@ -227,7 +231,7 @@ def train_lan(subject: Subject, cfg: dict, device: torch.device, seed: int, *,
     steps = cfg["lan"].get(subject.name)
     if steps is None or subject.pool is None:
         return None, None
-    hidden = {"mnist": [100], "cifar": [500, 500, 500]}[subject.name]
+    hidden = LAN_HIDDEN[subject.name]
     config = {"version": 1, "hidden": hidden, "mask_shape": list(subject.mask_shape),
               "data": "the training inputs of F", "noise": subject.info["noise"]}
 
