@@ -248,8 +248,8 @@ def bootstrap(samples, *, generator: torch.Generator | None = None) -> Noise:
 def blur(sigma: float) -> Noise:
     r"""Blur noise: η is the input convolved with a Gaussian of standard deviation ``sigma``.
 
-    No chapter uses it yet; chapter 01 (``notebooks/01_method.ipynb``) explains the noises
-    it sits beside.
+    Chapter 03 (``notebooks/03_cifar10.ipynb``) uses it, to fit masks and to score them;
+    chapter 01 (``notebooks/01_method.ipynb``) explains the noises it sits beside.
 
     The perturbation of Fong & Vedaldi (2017, "Interpretable explanations of black boxes
     by meaningful perturbation", arXiv:1704.03296) and of Fong, Patrick &

@@ -53,3 +53,27 @@ def test_show_class_columns():
     plt.close("all")
     with pytest.raises(ValueError, match="equal columns"):
         cifar10.show_class_columns(images[:3], {"LAN": masks[:3]}, ["a", "b"])
+
+
+def test_average_share():
+    base = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert cifar10.average_share(base.repeat(5, 1, 1, 1)) == pytest.approx(1.0)
+    independent = torch.rand(2000, 1, 4, 4, generator=torch.Generator().manual_seed(1))
+    assert cifar10.average_share(independent) < 0.01
+    assert cifar10.average_share(torch.full((3, 1, 2, 2), 0.5)) == 0.0
+    half = torch.cat([base.repeat(50, 1, 1, 1), torch.rand(50, 1, 8, 8)])
+    assert 0.1 < cifar10.average_share(half) < 0.9
+    with pytest.raises(ValueError, match="at least 2"):
+        cifar10.average_share(base)
+
+
+def test_lattice_share():
+    rows, cols = torch.arange(8)[:, None], torch.arange(8)
+    lattice = ((rows % 2 == 0) & (cols % 2 == 0)).double()
+    assert cifar10.lattice_share(lattice) == pytest.approx(1.0)
+    smooth = (rows + cols).double().expand(8, 8)  # a ramp: mostly not periodic
+    assert cifar10.lattice_share(smooth) < 0.1
+    assert cifar10.lattice_share(torch.ones(4, 4)) == 0.0
+    assert cifar10.lattice_share(lattice + smooth / 100) > 0.9
+    with pytest.raises(ValueError, match="cells"):
+        cifar10.lattice_share(torch.rand(5, 4))

@@ -10,6 +10,9 @@ sample-specific masks, and measures the masks with :mod:`lanlib.metrics`.
 - :func:`pick_per_class`: the first correctly classified test images of each class.
 - :func:`show_class_columns`: images above their importance maps, one column per class
   (the layout of the paper's Figure 4).
+- :func:`average_share` and :func:`lattice_share`: how much of a set of masks is one
+  average mask, and how much of a map is F's stride lattice (why the paper's LAN draws
+  nearly the same mask for every image).
 
 Example (a few steps on random data):
     >>> import torch
@@ -32,7 +35,8 @@ import torch.nn.functional as F
 
 from .. import plot
 
-__all__ = ["RandomAffine", "pick_per_class", "show_class_columns"]
+__all__ = ["RandomAffine", "average_share", "lattice_share", "pick_per_class",
+           "show_class_columns"]
 
 
 class RandomAffine:
@@ -179,3 +183,64 @@ def show_class_columns(images: torch.Tensor, masks, columns, *, ax=None,
     grid[0, 0].figure.colorbar(shown, ax=list(grid.flat), label=plot.IMPORTANCE_LABEL,
                                shrink=0.6)
     return plot.root_figure(grid[0, 0])
+
+
+def average_share(masks: torch.Tensor) -> float:
+    """The share of a set of masks' variation that their average mask accounts for.
+
+    The masks' values vary around their overall mean, over images and pixels. Replacing
+    every mask by the average mask (the per-pixel mean over the images) leaves only the
+    part that changes from image to image. The share is
+    ``1 - sum((m - mean over images)^2) / sum((m - overall mean)^2)``: 1 when every
+    image gets the same mask, near 0 when the masks have nothing in common.
+
+    Args:
+        masks (Tensor (N, ...)): N >= 2 masks.
+
+    Returns:
+        float: the share, in [0, 1] (0 for masks that are one constant).
+
+    Example:
+        >>> base = torch.rand(1, 1, 4, 4)
+        >>> average_share(base.repeat(3, 1, 1, 1))
+        1.0
+    """
+    m = masks.detach().double().flatten(1)
+    if len(m) < 2:
+        raise ValueError(f"average_share needs at least 2 masks, got {len(m)}")
+    total = (m - m.mean()).square().sum()
+    if total == 0:
+        return 0.0
+    return float(1 - (m - m.mean(0)).square().sum() / total)
+
+
+def lattice_share(plane: torch.Tensor, stride: int = 2) -> float:
+    """The share of a map's spatial variation that a ``stride``-periodic lattice accounts for.
+
+    F's first layer is a strided convolution, so how many of its windows cover a pixel
+    depends on the pixel's row and column modulo the stride. The lattice part of a map is
+    the mean over all pixels with the same (row mod stride, column mod stride); the share
+    is the variance of that part over the variance of the map.
+
+    Args:
+        plane (Tensor (H, W)): the map, e.g. an average mask; H and W multiples of stride.
+        stride (int): the lattice's period. Default 2.
+
+    Returns:
+        float: the share, in [0, 1] (0 for a constant map).
+
+    Example:
+        >>> checker = (torch.arange(4)[:, None] + torch.arange(4)) % 2 * 1.0
+        >>> lattice_share(checker)
+        1.0
+    """
+    h, w = plane.shape
+    if h % stride or w % stride:
+        raise ValueError(f"a {h}x{w} map does not split into {stride}x{stride} cells")
+    p = plane.detach().double()
+    cells = p.reshape(h // stride, stride, w // stride, stride).mean(dim=(0, 2))
+    lattice = cells.repeat(h // stride, w // stride)
+    total = (p - p.mean()).square().sum()
+    if total == 0:
+        return 0.0
+    return float((lattice - p.mean()).square().sum() / total)
