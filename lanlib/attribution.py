@@ -21,12 +21,17 @@ Methods, by name (options in brackets, with their defaults):
   ``patch x patch`` squares (each element alone for non-image inputs) [``patch=4``].
 - ``"random"``: uniform noise, a baseline that knows nothing about the model.
 - ``"sample_masks"``: one mask per input, fitted by :func:`lanlib.fit_sample_masks`
-  (Eq. 4 of the paper); the options are its keyword arguments: ``beta`` (required),
-  ``steps``, ``lr``, ``mask_shape``, ``seed``, ``loss``, ``schedule``, ... and
-  [``noise=None``: replace the masked elements by the ``baselines``, a constant 0
-  unless given, the reference that occlusion and feature ablation use too; pass
-  ``lanlib.noise.uniform()`` or ``lanlib.noise.bootstrap(pool)`` for the paper's
-  choices], [``progress=False``].
+  (Eq. 4 of the paper); the options are its keyword arguments: ``beta``, ``steps``,
+  ``lr``, ``mask_shape``, ``seed``, ``loss``, ``schedule``, ... and [``noise=None``],
+  [``progress=False``]. With ``beta`` (or ``max_distortion``) given, every setting not
+  given is :func:`lanlib.fit_sample_masks`'s default and ``noise=None`` replaces the
+  masked elements by the ``baselines`` (a constant 0 unless given, the reference that
+  occlusion and feature ablation use too); pass ``lanlib.noise.uniform()`` or
+  ``lanlib.noise.bootstrap(pool)`` for the paper's choices. Given neither, the settings
+  not given come from :func:`sample_mask_defaults`, which reads them off the inputs'
+  shape and F's output (blur noise, a coarse mask and β from ``D_full`` for images; the
+  batch's mean input as the replacement for other inputs): the model and a batch are
+  enough.
 
 A method may also be
 
@@ -89,13 +94,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from .core import check_inputs, check_mask, importance, model_output, upsample_mask
+from .core import (
+    check_inputs,
+    check_mask,
+    importance,
+    model_output,
+    objective,
+    upsample_mask,
+)
 from .fit import fit_sample_masks
-from .loop import explained, resolve_device, synchronize
-from .noise import Noise, constant
+from .loop import explained, generator, resolve_device, synchronize
+from .noise import Noise, blur, constant
 
 __all__ = ["DEFAULT_METHODS", "METHODS", "Attribution", "LatentAttention", "attribute",
-           "attribute_many", "explain_func", "patch_partition"]
+           "attribute_many", "explain_func", "image_mask_settings", "patch_partition",
+           "sample_mask_defaults"]
 
 #: The methods :func:`attribute` knows by name.
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "occlusion",
@@ -218,12 +231,138 @@ class _Fixed(Noise):
         return self.values.expand_as(inputs)
 
 
+#: Steps of the default fit (:func:`sample_mask_defaults`).
+DEFAULT_STEPS = 50
+#: The default β as a share of the batch's mean ``D_full`` (:func:`sample_mask_defaults`).
+DEFAULT_BETA_SHARE = 0.5
+
+
+def _spatial(inputs: torch.Tensor) -> bool:
+    """Images ``(N, C, H, W)``: the inputs the defaults treat as having a spatial layout."""
+    return inputs.ndim == 4
+
+
+def image_mask_settings(height: int, width: int) -> tuple[float, tuple[int, int, int]]:
+    """The blur σ and the mask shape that :func:`sample_mask_defaults` picks for images.
+
+    Chapter 05 (``notebooks/05_imagenet.ipynb``) explains it.
+
+    Args:
+        height, width (int): the images' size in pixels.
+
+    Returns:
+        tuple: ``(sigma, (1, h, w))``: ``sigma = max(1, max(H, W) * 10 / 224)`` and
+        ``h = min(H, max(8, round(H / 8)))`` (``w`` alike); see :func:`sample_mask_defaults`.
+
+    Example:
+        >>> image_mask_settings(224, 224)
+        (10.0, (1, 28, 28))
+    """
+    sigma = max(1.0, max(height, width) * 10 / 224)
+    return sigma, (1, *(min(n, max(8, round(n / 8))) for n in (height, width)))
+
+
+def sample_mask_defaults(model: nn.Module, inputs: torch.Tensor, noise=None, *,
+                         seed: int | None = None, device=None) -> dict[str, Any]:
+    r"""Settings of :func:`lanlib.fit_sample_masks` read off the inputs' shape and F's output.
+
+    Chapter 05 (``notebooks/05_imagenet.ipynb``) explains it and measures the masks they
+    give against Captum's Occlusion, Feature Ablation and Integrated Gradients.
+
+    :func:`attribute` uses them for ``"sample_masks"`` when neither ``beta`` nor
+    ``max_distortion`` is given (options given override them one by one; with
+    ``batch_size``, each chunk gets its own), so that
+    ``lanlib.attribute(model, images, "sample_masks")`` needs nothing else. Each
+    setting, and why:
+
+    - ``noise``, for images ``(N, C, H, W)``: :func:`lanlib.noise.blur` with
+      ``sigma = max(H, W) * 10 / 224``, the σ of 10 px at 224 px of Fong & Vedaldi's
+      meaningful perturbations (2017), and 1 px at least (a smaller σ hardly changes an
+      image). A blurred region keeps its colours and coarse shape and loses its detail,
+      so the corrupted image stays close to natural images; uniform noise (the
+      paper's) is far from them and breaks the network wherever it lies. For other
+      inputs (e.g. the bag-of-words counts ``(N, V)`` of a DAN), the
+      batch's mean input, one fixed replacement for every row (needs two rows or more;
+      one row gets a constant 0): a non-spatial choice that, unlike a constant 0, is
+      not undone by a model that rescales its input: a DAN averages its word vectors,
+      so scaling all counts of a post by one factor, as a uniform mask over a constant
+      0 does, changes nothing, and chapter 04 shows per-post masks against a constant 0
+      failing to single out the words of its DAN.
+    - ``mask_shape``, for images: ``(1, h, w)``, one mask shared by the channels at
+      about an eighth of the image's side (``h = min(H, max(8, round(H / 8)))``, the
+      same for ``w``: 20 x 20 at 160 px, 28 x 28 at 224 px, 8 x 8 at 32 px), upsampled
+      bilinearly as in the fit. A coarse mask cannot be fitted as an adversarial
+      pattern of single pixels and ranks regions, which is what deletion and
+      insertion curves and a reader look at. For other inputs: one value per element
+      (the inputs' shape).
+    - ``beta``: ``DEFAULT_BETA_SHARE`` (0.5) times the batch's mean ``D_full``, the
+      distortion (in the units of ``loss``, nats for the KL) when the whole input is
+      replaced by that noise, computed with one forward pass. Replacing everything
+      then costs more than it earns, keeping everything earns nothing, and an element
+      is replaced when its share of the distortion is below its share of half of
+      ``D_full``: the trade is in F's own units whatever F's confidence. (The paper's
+      fixed β values exceed ``D_full`` on some models, where the best mask replaces
+      everything.) A model that ignores the noise (``D_full = 0``) gets a tiny β.
+    - ``steps``: ``DEFAULT_STEPS`` (50), at ``lr=0.1`` (the fit's default; Adam then
+      moves each logit by up to about 5, enough to reach 0.01 or 0.99 from 0.5).
+      Longer fits lower the objective but fit the noise more closely: on chapter 05's
+      photos (``python -m lanlib.bench``, masks fitted with uniform noise), 300-step
+      masks ranked worse than 50-step ones under blur and grey fills. At 50 steps a
+      fit costs about as much as Occlusion with a window stepped over a 15 x 15 grid
+      (chapter 05 measures both).
+    - ``tv``: 0 (off). The coarse, bilinearly upsampled mask is already smooth. Tried
+      at ``tv = beta / 4`` (where a lone cell's total variation costs about what its
+      area earns) on chapter 05's photos: blobbier masks and higher insertion areas,
+      but higher deletion areas under every fill except the fit's own blur.
+    - ``init``, ``schedule``, ``loss``: the fit's defaults (0.5, constant, ``"kl"``).
+
+    Args:
+        model (nn.Module): F, returning logits (frozen during the forward pass).
+        inputs (Tensor (N, ...)): the batch the masks are for.
+        noise (callable, optional): use this noise instead of the default one (β is then
+            computed with it).
+        seed (int, optional): seeds the noise draw of ``D_full``.
+        device (str or torch.device, optional): where to compute; default the model's.
+
+    Returns:
+        dict: keyword arguments of :func:`lanlib.fit_sample_masks`: ``noise``, ``beta``,
+        ``mask_shape``, ``steps``, ``lr``, ``tv``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 64 * 64, 4))
+        >>> x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        >>> settings = sample_mask_defaults(model, x)
+        >>> settings["mask_shape"], settings["steps"], round(settings["noise"].sigma, 2)
+        ((1, 8, 8), 50, 2.86)
+        >>> settings["beta"] > 0
+        True
+    """
+    check_inputs(inputs)
+    device = resolve_device(model, device)
+    x = inputs.detach().to(device)
+    if _spatial(x):
+        sigma, mask_shape = image_mask_settings(*x.shape[-2:])
+        if noise is None:
+            noise = blur(sigma)
+    else:
+        if noise is None:
+            noise = _Fixed(x.mean(0, keepdim=True)) if len(x) > 1 else constant(0.0)
+        mask_shape = tuple(x.shape[1:])
+    with explained(model, device), torch.no_grad():
+        d_full = objective(model, x, torch.ones_like(x[:1]), noise, beta=1.0,
+                           generator=generator(seed, device))["distortion"].mean().item()
+    return {"noise": noise, "beta": max(DEFAULT_BETA_SHARE * d_full, 1e-6),
+            "mask_shape": mask_shape, "steps": DEFAULT_STEPS, "lr": 0.1, "tv": 0.0}
+
+
 def _sample_masks(model, inputs, target, baselines, *, noise=None, progress: bool = False,
                   **options):
-    if "beta" not in options:
-        raise TypeError("'sample_masks' needs beta=..., the reward for larger masks "
-                        "(see lanlib.fit_sample_masks)")
-    if noise is None:
+    if "beta" not in options and "max_distortion" not in options:
+        defaults = sample_mask_defaults(model, inputs, noise, seed=options.get("seed"),
+                                        device=inputs.device)
+        options = {**defaults, **options}
+        noise = options.pop("noise")
+    elif noise is None:
         noise = _Fixed(baselines) if isinstance(baselines, torch.Tensor) else constant(baselines)
     return fit_sample_masks(model, inputs, noise, progress=progress, device=inputs.device,
                             **options)
@@ -502,7 +641,7 @@ def attribute_many(
 
 
 class LatentAttention:
-    """Sample masks behind Captum's interface: ``LatentAttention(model, beta=1.0).attribute(x)``.
+    """Sample masks behind Captum's interface: ``LatentAttention(model).attribute(x)``.
 
     Chapter 06 (``notebooks/06_tank_story.ipynb``) explains it.
 
@@ -515,11 +654,13 @@ class LatentAttention:
         forward_func (nn.Module): the model F, returning logits. A module, not a bare
             function, so that its parameters can be frozen during the fit.
         noise (callable, optional): ``noise(inputs, generator) -> eta`` (see
-            :mod:`lanlib.noise`); default: replace the masked elements by the
-            ``baselines`` given to :meth:`attribute` (0 unless given).
-        **fit_kwargs: keyword arguments of :func:`lanlib.fit_sample_masks`: ``beta``
-            (required), ``steps``, ``lr``, ``mask_shape``, ``seed``, ``loss``, ...; and
-            ``batch_size`` and ``device`` of :func:`attribute`.
+            :mod:`lanlib.noise`); default: with ``beta`` given, replace the masked
+            elements by the ``baselines`` given to :meth:`attribute` (0 unless given);
+            without, the noise of :func:`sample_mask_defaults`.
+        **fit_kwargs: keyword arguments of :func:`lanlib.fit_sample_masks`: ``beta``,
+            ``steps``, ``lr``, ``mask_shape``, ``seed``, ``loss``, ...; and
+            ``batch_size`` and ``device`` of :func:`attribute`. Without ``beta`` and
+            ``max_distortion``, the settings not given are :func:`sample_mask_defaults`'s.
 
     Example:
         >>> model = nn.Linear(6, 2)
@@ -535,9 +676,6 @@ class LatentAttention:
                 f"forward_func must be a torch.nn.Module, got {type(forward_func).__name__}; "
                 "wrap a function in a module so that its parameters can be frozen"
             )
-        if "beta" not in fit_kwargs:
-            raise TypeError("LatentAttention needs beta=..., the reward for larger masks "
-                            "(see lanlib.fit_sample_masks)")
         self.forward_func = forward_func
         self.noise = noise
         self.fit_kwargs = fit_kwargs

@@ -215,8 +215,135 @@ def test_sample_masks_take_noise_baselines_and_coarse_shared_masks(cnn, x):
                                     progress=False, **FIT)
     out = lanlib.attribute(cnn, x, "sample_masks", baselines=b, reduce="none", **FIT).maps
     assert torch.allclose(out, 1 - fixed, atol=1e-6)
-    with pytest.raises(TypeError, match="beta"):
-        lanlib.attribute(cnn, x, "sample_masks", steps=2)
+
+
+def test_explicit_beta_fits_exactly_as_fit_sample_masks(cnn, x):
+    # With beta given the defaults stay out: the same masks to the bit as the fit called
+    # with the baselines as constant noise and the fit's own defaults.
+    masks = lanlib.fit_sample_masks(cnn, x, noise.constant(0.0), beta=0.5, seed=3,
+                                    progress=False, steps=8)
+    out = lanlib.attribute(cnn, x, "sample_masks", reduce="none", beta=0.5, seed=3, steps=8)
+    assert torch.equal(out.maps, 1 - masks)
+    bounded = lanlib.fit_sample_masks(cnn, x, noise.constant(0.0), max_distortion=0.1,
+                                      seed=3, progress=False, steps=8)
+    out = lanlib.attribute(cnn, x, "sample_masks", reduce="none", max_distortion=0.1, seed=3,
+                           steps=8)
+    assert torch.equal(out.maps, 1 - bounded)
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def test_defaults_follow_the_input_shape_and_the_full_distortion(cnn, x):
+    settings = attribution.sample_mask_defaults(cnn, x, seed=0)
+    assert settings["mask_shape"] == (1, 6, 6)  # never coarser than 8 cells a side
+    assert settings["noise"].sigma == 1.0  # 10 px at 224 px, and 1 px at least
+    assert settings["steps"] == attribution.DEFAULT_STEPS and settings["tv"] == 0
+    with torch.no_grad():
+        d_full = lanlib.objective(cnn, x, torch.ones(1, 1, 1, 1), settings["noise"],
+                                  beta=1.0)["distortion"].mean().item()
+    assert settings["beta"] == pytest.approx(attribution.DEFAULT_BETA_SHARE * d_full)
+    big = torch.rand(2, 3, 160, 100)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    assert attribution.sample_mask_defaults(model, big)["mask_shape"] == (1, 20, 12)
+    # The model and a batch are enough; options given override the defaults one by one.
+    out = lanlib.attribute(cnn, x, "sample_masks", seed=0, steps=5, reduce="none").maps
+    expected = lanlib.fit_sample_masks(cnn, x, progress=False, seed=0,
+                                       **{**settings, "steps": 5})
+    assert torch.equal(out, (1 - lanlib.upsample_mask(expected, x)).expand_as(x))
+    assert torch.equal(lanlib.LatentAttention(cnn, seed=0, steps=5).attribute(x), out)
+
+
+class TextureDetector(nn.Module):
+    """Logits (0, s): s is high where some 4 x 4 window holds a fine checkerboard.
+
+    The texture's energy (squared differences of horizontal neighbours) is pooled over
+    4 x 4 windows, and the strongest window decides. A blur erases the texture and
+    leaves the flat grey background as it was: only the patch matters to F.
+    """
+
+    def forward(self, x):
+        energy = (x[..., 1:] - x[..., :-1]).pow(2).mean(1, keepdim=True)
+        pooled = nn.functional.avg_pool2d(energy, 4, stride=1).flatten(1).amax(1)
+        score = 10 * (pooled - 0.3)
+        return torch.stack([torch.zeros_like(score), score], dim=1)
+
+
+def texture_task(n: int = 6, side: int = 32, patch: int = 8):
+    """Grey images with a checkerboard patch at a different place in each: (images, truth)."""
+    g = torch.Generator().manual_seed(0)
+    images = 0.5 + 0.02 * torch.randn(n, 3, side, side, generator=g)
+    truth = torch.zeros(n, 1, side, side, dtype=torch.bool)
+    board = (torch.arange(patch)[:, None] + torch.arange(patch)[None, :]) % 2
+    for i in range(n):
+        r, c = torch.randint(0, side - patch, (2,), generator=g).tolist()
+        images[i, :, r:r + patch, c:c + patch] = board.float()
+        truth[i, :, r:r + patch, c:c + patch] = True
+    return images, truth
+
+
+def test_default_masks_find_a_patch_that_moves():
+    images, truth = texture_task()
+    model = TextureDetector()
+    assert (model(images).argmax(1) == 1).all()
+    maps = lanlib.attribute(model, images, "sample_masks", seed=0).maps
+    assert maps.shape == truth.shape
+    # Each image's own patch ranks above its background (1.0 is perfect, 0.5 chance).
+    per_image = [lanlib.metrics.auroc(m, t) for m, t in zip(maps, truth, strict=True)]
+    assert min(per_image) >= 0.9, per_image
+
+
+class WordAverage(nn.Module):
+    """A DAN reduced to its core: logits are the count-weighted mean of word vectors.
+
+    Words 0-3 carry the class (0 and 1 vote for class 0, 2 and 3 for class 1); the
+    other words have zero vectors. Like the DAN, it ignores a common factor of the counts.
+    """
+
+    def __init__(self, vocab: int = 20):
+        super().__init__()
+        vectors = torch.zeros(vocab, 2)
+        vectors[:2, 0] = vectors[2:4, 1] = 10.0
+        self.register_buffer("vectors", vectors)
+
+    def forward(self, counts):
+        return counts @ self.vectors / counts.sum(1, keepdim=True).clamp_min(1)
+
+
+def word_task(n: int = 8, vocab: int = 20):
+    """Posts of four filler words and one class word, a different one from post to post."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.zeros(n, vocab)
+    signal = torch.arange(n) % 4
+    for i in range(n):
+        counts[i, 4 + torch.randperm(vocab - 4, generator=g)[:4]] = 1.0
+        counts[i, signal[i]] = 2.0
+    return counts, signal
+
+
+def test_default_masks_find_the_word_that_decides_each_post():
+    counts, signal = word_task()
+    model = WordAverage()
+    maps = lanlib.attribute(model, counts, "sample_masks", seed=0).maps
+    assert maps.shape == counts.shape and 0 <= maps.min() <= maps.max() <= 1
+    present = maps.masked_fill(counts == 0, -1.0)  # rank the words each post holds
+    assert torch.equal(present.argmax(1), signal)
+    # Against a constant 0 a uniform mask only rescales a post, which F does not see (on
+    # the book's DAN such masks fail, chapter 04), so the default replaces words by the
+    # batch's mean post instead.
+    settings = attribution.sample_mask_defaults(model, counts)
+    assert torch.equal(settings["noise"](counts), counts.mean(0, keepdim=True).expand_as(counts))
+
+
+def test_defaults_run_on_the_books_dan():
+    from lanlib.models.dan import DAN
+
+    with lanlib.seeded(0):
+        dan = DAN(vocab_size=30, num_classes=3)
+    counts = torch.poisson(torch.full((4, 30), 0.5), generator=torch.Generator().manual_seed(0))
+    out = lanlib.attribute(dan, counts, "sample_masks", seed=0, steps=5)
+    assert out.maps.shape == counts.shape and 0 <= out.maps.min() <= out.maps.max() <= 1
+    assert lanlib.attribute(dan, counts[:1], "sample_masks", seed=0, steps=5).maps.shape == (1, 30)
 
 
 def test_a_lan_is_a_method_its_output_the_mask(cnn, lan, x):
@@ -256,8 +383,6 @@ def test_latent_attention_has_captums_interface(cnn, x):
                                        progress=False, **FIT)
     assert torch.allclose(shared.attribute(x, target=1), (1 - expected).expand_as(x),
                           atol=1e-6)
-    with pytest.raises(TypeError, match="beta"):
-        lanlib.LatentAttention(cnn, steps=3)
     with pytest.raises(TypeError, match="nn.Module"):
         lanlib.LatentAttention(lambda v: cnn(v), beta=1.0)
 

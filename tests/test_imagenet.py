@@ -1,4 +1,4 @@
-"""Tests of lanlib.chapters.imagenet: the chapter's photos, and the top predictions with names."""
+"""Tests of lanlib.chapters.imagenet: the photos, the top predictions, and the method comparison."""
 
 import os
 from pathlib import Path
@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import lanlib
 from lanlib.chapters import imagenet
 from lanlib.data import _files, imagenet_class_names, package_photos
 from lanlib.data.imagenet import PACKAGE_PHOTO_LABELS
@@ -60,3 +61,26 @@ def test_package_photo_labels_are_classes_of_shipped_photos():
         "china": "palace", "chelsea": "tabby", "coffee": "espresso"}
     assert set(PACKAGE_PHOTO_LABELS) <= {"china", "flower", "astronaut", "chelsea", "coffee",
                                          "rocket"}
+
+
+def test_captum_options_cost_about_grid_squared_passes():
+    options = imagenet.captum_options(224, 16, 50, 4)
+    assert options["occlusion"] == {"window": 28, "stride": 14}  # (224 - 28) / 14 + 1 = 15
+    assert options["feature_ablation"] == {"patch": 14}  # 16 x 16 squares
+    assert options["integrated_gradients"] == {"n_steps": 50, "internal_batch_size": 4}
+
+
+def test_method_scores_add_each_methods_own_fill_and_time():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))
+    x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    maps = {"a": lanlib.attribute(model, x, "saliency"),
+            "b": lanlib.attribute(model, x, "random", generator=torch.Generator().manual_seed(1))}
+    fills = {"grey": lanlib.noise.constant(0.5), "blur": lanlib.noise.blur(1.0)}
+    scores = imagenet.method_scores(model, x, maps, fills, {"a": "grey", "b": "blur"}, steps=4,
+                                    seed=0)
+    assert scores["a"] == {**lanlib.metrics.faithfulness(model, x, maps["a"].maps, fills,
+                                                         steps=4, seed=0),
+                           "deletion/own": scores["a"]["deletion/grey"],
+                           "insertion/own": scores["a"]["insertion/grey"],
+                           "seconds_per_image": maps["a"].seconds_per_image}
+    assert scores["b"]["deletion/own"] == scores["b"]["deletion/blur"]

@@ -5,7 +5,7 @@ from the kernel's environment and an empty data root, so the ImageNet sample pho
 not found and the chapter works on the photos that ship in Python packages. Every HTTP(S)
 proxy variable points at a closed local port, so a download that anything attempts fails
 at once instead of waiting for a network that is not there, and the chapter stops: the
-test shows that it needs no network. It takes about a minute.
+test shows that it needs no network. It takes a few minutes (about five under load).
 """
 
 from __future__ import annotations

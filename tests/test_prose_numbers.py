@@ -66,6 +66,8 @@ ALLOWED: dict[str, dict[str, str]] = {
     },  # end 04_newsgroups
     "05_imagenet": {
         "β = 1.5, 3 and 5": "the paper's Appendix F values of β",
+        "β = 3 masks": "one of the paper's Appendix F values of β",
+        "σ of 10 px at 224 px": "Fong and Vedaldi's blur setting (2017), a cited paper's",
     },  # end 05_imagenet
     "06_tank_story": {
         "of 0.9 and of 0.6": "an exercise's own settings, for the student to run",

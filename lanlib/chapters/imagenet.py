@@ -8,14 +8,20 @@ with sample-specific masks; the masks' figures and measures come from
 - :func:`load_photos`: the ImageNet sample photos when they are found, and the photos
   that ship inside packages, each once, with their ImageNet labels.
 - :func:`top_k`: the most probable classes of each photo, with their names.
+- :func:`captum_options`: Occlusion, Feature Ablation and Integrated Gradients set to
+  about the cost of a number of mask-fitting steps, for the comparison at matched time.
+- :func:`method_scores`: deletion and insertion areas of several maps under several
+  fills, with each method's own fill and its time, as the results file records them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 
+from .. import metrics
 from ..data.imagenet import (
     PACKAGE_PHOTO_LABELS,
     imagenet_class_names,
@@ -23,7 +29,7 @@ from ..data.imagenet import (
     package_photos,
 )
 
-__all__ = ["Photos", "load_photos", "top_k"]
+__all__ = ["Photos", "captum_options", "load_photos", "method_scores", "top_k"]
 
 
 class Photos(NamedTuple):
@@ -96,3 +102,60 @@ def top_k(logits: torch.Tensor, class_names, k: int = 5) -> list[list[tuple[str,
     probs, index = logits.softmax(dim=1).topk(k, dim=1)
     return [[(class_names[int(i)], float(p)) for p, i in zip(row_p, row_i, strict=True)]
             for row_p, row_i in zip(probs, index, strict=True)]
+
+
+def captum_options(size: int, grid: int, steps: int, batch: int) -> dict[str, dict]:
+    """Options of :func:`lanlib.attribute` for Captum's methods on ``size`` px images.
+
+    Occlusion slides a window of two cells with a stride of one cell, Feature Ablation
+    removes one cell at a time, the cell being ``size / grid`` px: about ``grid**2``
+    forward passes each. Integrated Gradients takes ``steps`` points on its path, the
+    forward and backward passes of ``steps`` mask-fitting steps.
+
+    Args:
+        size (int): the images' side in pixels.
+        grid (int): cells per side.
+        steps (int): the integration points of Integrated Gradients.
+        batch (int): images per call, so that Integrated Gradients evaluates ``batch``
+            images at a time (not ``steps`` times as many).
+
+    Returns:
+        dict: method name -> options.
+
+    Example:
+        >>> captum_options(160, 16, 50, 6)["occlusion"]
+        {'window': 20, 'stride': 10}
+    """
+    cell = max(1, round(size / grid))
+    return {"occlusion": {"window": 2 * cell, "stride": cell},
+            "feature_ablation": {"patch": cell},
+            "integrated_gradients": {"n_steps": steps, "internal_batch_size": batch}}
+
+
+def method_scores(model, inputs: torch.Tensor, attributions: Mapping, fills: Mapping,
+                  own: Mapping[str, str], *, steps: int, seed: int) -> dict[str, dict]:
+    """Deletion and insertion areas of each method's maps, under each fill and its own.
+
+    Args:
+        model (nn.Module): F.
+        inputs (Tensor (N, ...)): the images.
+        attributions (mapping name -> Attribution): what :func:`lanlib.attribute` returned.
+        fills (mapping fill name -> noise): the fills every method is scored with
+            (:func:`lanlib.metrics.faithfulness`, one seed for all).
+        own (mapping name -> fill name): the fill each method replaces with itself.
+        steps (int): points per curve.
+        seed (int): seed of the fills' draws.
+
+    Returns:
+        dict: name -> ``{"deletion/<fill>", "insertion/<fill>"`` for every fill,
+        ``"deletion/own"``, ``"insertion/own"``, ``"seconds_per_image"}``.
+    """
+    scores = {}
+    for name, attribution in attributions.items():
+        areas = metrics.faithfulness(model, inputs, attribution.maps, fills, steps=steps,
+                                     seed=seed)
+        scores[name] = {**areas,
+                        **{f"{mode}/own": areas[f"{mode}/{own[name]}"]
+                           for mode in ("deletion", "insertion")},
+                        "seconds_per_image": attribution.seconds_per_image}
+    return scores
