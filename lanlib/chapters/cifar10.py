@@ -7,6 +7,8 @@ sample-specific masks, and measures the masks with :mod:`lanlib.metrics`.
 - :class:`RandomAffine`: the augmentation, drawing from a ``torch.Generator`` (the
   ``augment`` argument of :func:`lanlib.train.train_classifier` and
   :func:`lanlib.cache.cached_classifier`).
+- :func:`load_or_train_classifier`: the chapter's F, trained once through lanlib's cache
+  (other pages, e.g. "Explaining a whole dataset", load the same network with it).
 - :func:`pick_per_class`: the first correctly classified test images of each class.
 - :func:`show_class_columns`: images above their importance maps, one column per class
   (the layout of the paper's Figure 4).
@@ -34,9 +36,14 @@ import torch
 import torch.nn.functional as F
 
 from .. import plot
+from ..cache import cached_classifier
+from ..models.cifar import CifarNet
 
-__all__ = ["RandomAffine", "average_share", "lattice_share", "pick_per_class",
-           "show_class_columns"]
+__all__ = ["AUGMENT", "RandomAffine", "average_share", "lattice_share",
+           "load_or_train_classifier", "pick_per_class", "show_class_columns"]
+
+#: The chapter's augmentation: the arguments of :class:`RandomAffine`.
+AUGMENT = {"degrees": 10.0, "translate": 0.1, "scale": 0.1, "flip": True}
 
 
 class RandomAffine:
@@ -97,6 +104,43 @@ class RandomAffine:
         grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
         return F.grid_sample(batch, grid, mode="bilinear", padding_mode="border",
                              align_corners=False)
+
+
+def load_or_train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, *, steps: int,
+                             lr: float = 1e-3, batch_size: int = 64, dropout: float = 0.3,
+                             lrn: bool = False, augment: dict | None = None, seed: int = 0,
+                             device=None, verbose: bool = True):
+    """F of Appendix B, trained on CIFAR-10 with :class:`RandomAffine`, once (lanlib's cache).
+
+    The cache key holds every setting, so chapter 03 and any other page that calls this
+    with the same settings share one trained network; another setting trains another.
+
+    Args:
+        x_train (Tensor (N, 3, 32, 32)), y_train (LongTensor (N,)): the training set.
+        steps (int): Adam steps (800 in the chapter's quick profile).
+        lr (float): Adam's learning rate. Default 1e-3.
+        batch_size (int): Default 64.
+        dropout (float): dropout rate before each fully connected layer. Default 0.3.
+        lrn (bool): local response normalisation after the first two convolutions.
+            Default False.
+        augment (dict, optional): the arguments of :class:`RandomAffine`; default
+            :data:`AUGMENT`.
+        seed (int): seeds the initial weights and the batches. Default 0.
+        device: where to train. Default CPU.
+        verbose (bool): say whether F was loaded or trained. Default True.
+
+    Returns:
+        tuple: F (eval mode), its cache key (the ``explains=`` of a LAN trained on it)
+        and whether it was loaded.
+    """
+    augment = dict(AUGMENT if augment is None else augment)
+    return cached_classifier(
+        "cifar10_f", lambda key: CifarNet(dropout=key["dropout"], lrn=key["lrn"]),
+        (x_train, y_train),
+        config={"version": 1, "data": "cifar10-train", "dropout": float(dropout),
+                "lrn": bool(lrn), "augment": augment},
+        steps=int(steps), lr=float(lr), batch_size=int(batch_size),
+        augment=RandomAffine(**augment), seed=int(seed), device=device, verbose=verbose)
 
 
 def pick_per_class(labels: torch.Tensor, classes, per_class: int,
