@@ -142,6 +142,11 @@ class ConvMaskNet(nn.Module):
     Args:
         width (int): channels of the hidden convolutions. Default 16.
         channels (int): channels of the input images. Default 3.
+        padding (str): how the convolutions pad: ``"zeros"`` (default) or
+            ``"replicate"``. Zero padding frames the centred image with grey, so a stack
+            of convolutions can tell how far a pixel is from the border and mark the
+            border for its own sake; replicate padding repeats the edge pixels, so a
+            pixel near the border looks like one inside a wider image (chapter 06).
 
     Shape:
         input ``(N, channels, H, W)`` in [0, 1], output ``(N, 1, H, W)`` in [0, 1].
@@ -151,13 +156,14 @@ class ConvMaskNet(nn.Module):
         torch.Size([2, 1, 32, 32])
     """
 
-    def __init__(self, width: int = 16, channels: int = 3):
+    def __init__(self, width: int = 16, channels: int = 3, padding: str = "zeros"):
         super().__init__()
+        padding = _padding(padding)
         self.net = nn.Sequential(
             nn.AvgPool2d(2),
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(),
+            nn.Conv2d(channels, width, 3, padding=1, padding_mode=padding), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=2, dilation=2, padding_mode=padding), nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=4, dilation=4, padding_mode=padding), nn.ReLU(),
             nn.Conv2d(width, 1, 1),
         )
 
@@ -166,6 +172,16 @@ class ConvMaskNet(nn.Module):
         logits = nn.functional.interpolate(logits, size=inputs.shape[-2:], mode="bilinear",
                                            align_corners=False)
         return torch.sigmoid(logits)
+
+
+_PADDINGS = ("zeros", "replicate")
+
+
+def _padding(padding) -> str:
+    """A convolution padding mode a mask network offers, checked."""
+    if padding not in _PADDINGS:
+        raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+    return padding
 
 
 def _init_value(init) -> float:
@@ -182,10 +198,10 @@ def _constant_start(layer: nn.Module, init: float) -> None:
     nn.init.constant_(layer.bias, math.log(init / (1 - init)))
 
 
-def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+def _conv_block(c_in: int, c_out: int, padding: str = "zeros") -> nn.Sequential:
     """Two 3x3 convolutions with "same" padding, each followed by a ReLU."""
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(c_out, c_out, 3, padding=1), nn.ReLU())
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, padding_mode=padding), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, padding_mode=padding), nn.ReLU())
 
 
 class UNetMaskNet(nn.Module):
@@ -222,6 +238,8 @@ class UNetMaskNet(nn.Module):
         per_channel (bool): one mask per colour channel (``channels`` outputs) instead of
             one shared by them. Default False.
         init (float): the initial mask value, in (0, 1). Default 0.5.
+        padding (str): how the 3x3 convolutions pad: ``"zeros"`` (default) or
+            ``"replicate"`` (see :class:`ConvMaskNet`; chapter 06 uses it).
 
     Shape:
         input ``(N, channels, H, W)`` in [0, 1], any ``H, W >= 1``; output
@@ -235,8 +253,10 @@ class UNetMaskNet(nn.Module):
     """
 
     def __init__(self, channels: int = 3, width: int = 16, depth: int = 3,
-                 downsample: int = 1, per_channel: bool = False, init: float = 0.5):
+                 downsample: int = 1, per_channel: bool = False, init: float = 0.5,
+                 padding: str = "zeros"):
         super().__init__()
+        padding = _padding(padding)
         for name, value, low in (("channels", channels, 1), ("width", width, 1),
                                  ("depth", depth, 0), ("downsample", downsample, 1)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
@@ -249,11 +269,11 @@ class UNetMaskNet(nn.Module):
         self.channels, self.depth, self.downsample = int(channels), int(depth), int(downsample)
         widths = [int(width) * 2 ** level for level in range(self.depth + 1)]
         self.encoder = nn.ModuleList(
-            [_conv_block(self.channels, widths[0])]
-            + [_conv_block(a, b) for a, b in zip(widths[:-1], widths[1:], strict=True)])
+            [_conv_block(self.channels, widths[0], padding)]
+            + [_conv_block(a, b, padding) for a, b in zip(widths[:-1], widths[1:], strict=True)])
         # decoder[i] brings level i + 1 up to level i; only levels >= skipped are built
         self.decoder = nn.ModuleList(
-            [_conv_block(widths[i + 1] + widths[i], widths[i])
+            [_conv_block(widths[i + 1] + widths[i], widths[i], padding)
              for i in range(skipped, self.depth)][::-1])
         self.head = nn.Conv2d(widths[skipped], self.channels if per_channel else 1, 1)
         _constant_start(self.head, init)

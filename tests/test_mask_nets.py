@@ -12,7 +12,7 @@ from torch import nn
 import lanlib
 from lanlib import metrics, noise
 from lanlib.models.dan import DAN
-from lanlib.nets import FeatureMaskNet, MLPMaskNet, UNetMaskNet
+from lanlib.nets import ConvMaskNet, FeatureMaskNet, MLPMaskNet, UNetMaskNet
 
 
 class PatchDetector(nn.Module):
@@ -267,3 +267,22 @@ def test_feature_net_reads_a_deep_averaging_network():
     fillers = (importance * (test > 0))[:, signals:].sum(1) / 4
     # the word F needs is kept more than the words it ignores, in nearly every document
     assert (here > fillers).double().mean() >= 0.9, (here.mean(), fillers.mean())
+
+
+@pytest.mark.parametrize("build", [lambda padding: ConvMaskNet(width=4, padding=padding),
+                                   lambda padding: UNetMaskNet(width=4, depth=2,
+                                                               padding=padding)])
+def test_replicate_padding_hides_the_border(build):
+    """On a flat image, a net padded by replicating its edge answers the same everywhere."""
+    flat = torch.full((1, 3, 24, 24), 0.8)
+    torch.manual_seed(0)
+    zeros = build("zeros")
+    for module in zeros.modules():  # a random last layer, so the mask is not constant
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.5)
+    replicate = build("replicate")
+    replicate.load_state_dict(zeros.state_dict())  # the same weights, only the padding differs
+    assert zeros(flat).std() > 1e-4, "zero padding marks the border"
+    assert replicate(flat).std() < 1e-6
+    with pytest.raises(ValueError, match="padding must be one of"):
+        build("reflect")

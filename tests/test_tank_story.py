@@ -18,7 +18,7 @@ from lanlib.chapters.tank_story import (
     says_tank,
 )
 from lanlib.models.tank import TankCNN
-from lanlib.nets import CoarseMaskNet, ConvMaskNet
+from lanlib.nets import CoarseMaskNet, ConvMaskNet, UNetMaskNet
 from lanlib.noise import bootstrap
 from lanlib.train import train_classifier
 
@@ -186,7 +186,9 @@ def test_cnn_shapes_and_bad_configs():
     with pytest.raises(ValueError):
         lan_config(default_config(), kind="rnn")
     with pytest.raises(ValueError):
-        lan_config(default_config(), depth=3)
+        lan_config(default_config(), dpeth=3)
+    with pytest.raises(ValueError):
+        lan_config(default_config(), kind="unet", padding="reflect")
 
 
 class _CloudReader(nn.Module):
@@ -227,6 +229,13 @@ def test_cnn_and_lan_are_trained_once_then_loaded(tmp_path, capsys):
     conv, loaded = load_tank_lan(lan_config(config, kind="conv", width=2, steps=2,
                                             batch_size=16), model, root=tmp_path)
     assert isinstance(conv, ConvMaskNet) and not loaded
+    unet, loaded = load_tank_lan(lan_config(config, kind="unet", width=2, depth=2,
+                                            padding="replicate", steps=2, batch_size=16),
+                                 model, root=tmp_path)
+    assert isinstance(unet, UNetMaskNet) and not loaded
+    assert all(m.padding_mode == "replicate" for m in unet.modules()
+               if isinstance(m, nn.Conv2d) and any(m.padding))
+    assert unet(torch.rand(2, 3, SIZE, SIZE)).shape == (2, 1, SIZE, SIZE)
     out = capsys.readouterr().out
     assert "trained tank_cnn" in out and "loaded tank_lan" in out
 
@@ -275,6 +284,13 @@ def test_edge_bands():
     assert torch.equal(tank.edge_bands(maps.flip(-1), width=3), bands)  # left and right alike
     assert torch.equal(tank.edge_bands(5 * maps, width=3), bands)  # relative to the maximum
     assert torch.equal(tank.edge_bands(maps[2:3], width=3), bands[2:3])  # per scene
+    wide = torch.zeros(2, 1, 6, 12)
+    wide[0, :, :, -3:] = 1.0  # a strip at the right edge
+    wide[1, :, :3] = 1.0  # the upper half, all across: no strip
+    assert tank.edge_bands(wide, width=3).tolist() == pytest.approx([1.0, 0.5])
+    assert tank.edge_bands(wide, width=3, beyond_inside=True).tolist() == pytest.approx([1.0, 0.0])
+    with pytest.raises(ValueError, match="width"):
+        tank.edge_bands(wide, width=4, beyond_inside=True)  # no room for the inner band
     for bad in (0, 6):
         with pytest.raises(ValueError, match="width"):
             tank.edge_bands(maps, width=bad)

@@ -13,8 +13,9 @@ explanation against that truth (:func:`lanlib.metrics.score`). It holds:
 - the classifier and its LANs, each trained once through lanlib's cache:
   :func:`default_config`, :func:`training_scenes` and :func:`load_tank_cnn`
   (:class:`lanlib.models.tank.TankCNN`); :func:`lan_config` and :func:`load_tank_lan`
-  (:class:`lanlib.nets.CoarseMaskNet` or :class:`lanlib.nets.ConvMaskNet`, bootstrapped
-  noise from the classifier's own training scenes);
+  (:class:`lanlib.nets.CoarseMaskNet`, :class:`lanlib.nets.ConvMaskNet` or
+  :class:`lanlib.nets.UNetMaskNet`, bootstrapped noise from the classifier's own training
+  scenes; replicate padding hides the image's border from a convolutional LAN);
 - what the classifier says: :func:`says_tank`, :func:`plot_says_tank`;
 - the comparison of methods (the chapter asks every one through :func:`lanlib.attribute`):
   :func:`captum_maps` (Captum's methods, with the mean training scene as baseline),
@@ -66,7 +67,7 @@ from ..attribution import attribute_many
 from ..cache import cached_classifier, cached_lan
 from ..metrics import score
 from ..models.tank import TankCNN
-from ..nets import CoarseMaskNet, ConvMaskNet
+from ..nets import CoarseMaskNet, ConvMaskNet, UNetMaskNet
 from ..noise import bootstrap
 from ..plot import OKABE_ITO, new_figure, outline
 from ..train import predict
@@ -673,19 +674,26 @@ def lan_config(classifier: dict[str, Any], **overrides) -> dict[str, Any]:
 
     Keys: ``version``; ``classifier`` (the classifier's whole config, so the cache key
     changes with it); ``kind``: ``"mlp"`` (:class:`lanlib.nets.CoarseMaskNet`, the paper's
-    fully connected kind, with ``hidden`` widths and a ``mask_size`` grid) or ``"conv"``
-    (:class:`lanlib.nets.ConvMaskNet` with ``width`` channels); ``beta``, ``steps``,
-    ``lr``, ``batch_size``, ``seed``. The LAN trains on the classifier's own training
-    scenes, with bootstrapped noise drawn from the same scenes.
+    fully connected kind, with ``hidden`` widths and a ``mask_size`` grid), ``"conv"``
+    (:class:`lanlib.nets.ConvMaskNet` with ``width`` channels) or ``"unet"``
+    (:class:`lanlib.nets.UNetMaskNet` with ``width`` channels and ``depth`` halvings, its
+    convolutions padded by ``padding``: ``"zeros"`` or ``"replicate"``, see the
+    ``padding`` argument of :class:`lanlib.nets.ConvMaskNet`); ``beta``, ``steps``,
+    ``lr``, ``batch_size``, ``seed``.
+    The LAN trains on the classifier's own training scenes, with bootstrapped noise
+    drawn from the same scenes.
 
     Raises:
-        ValueError: an unknown key, or an unknown kind.
+        ValueError: an unknown key, kind or padding.
     """
     config = _configured({"version": 1, "classifier": dict(classifier), "kind": "mlp",
-                          "hidden": [256], "mask_size": 24, "width": 16, "beta": 1.0,
-                          "steps": 300, "lr": 1e-3, "batch_size": 64, "seed": 0}, overrides)
-    if config["kind"] not in ("mlp", "conv"):
-        raise ValueError(f"kind must be 'mlp' or 'conv', got {config['kind']!r}")
+                          "hidden": [256], "mask_size": 24, "width": 16, "depth": 3,
+                          "padding": "zeros", "beta": 1.0, "steps": 300, "lr": 1e-3,
+                          "batch_size": 64, "seed": 0}, overrides)
+    if config["kind"] not in ("mlp", "conv", "unet"):
+        raise ValueError(f"kind must be 'mlp', 'conv' or 'unet', got {config['kind']!r}")
+    if config["padding"] not in ("zeros", "replicate"):
+        raise ValueError(f"padding must be 'zeros' or 'replicate', got {config['padding']!r}")
     return config
 
 
@@ -693,6 +701,9 @@ def _mask_net(config: dict[str, Any]) -> nn.Module:
     """The untrained LAN of a :func:`lan_config` (its cache key, without ``explains``)."""
     if config["kind"] == "conv":
         return ConvMaskNet(width=int(config["width"]))
+    if config["kind"] == "unet":
+        return UNetMaskNet(width=int(config["width"]), depth=int(config["depth"]),
+                           padding=config["padding"])
     size = int(config["size"])
     return CoarseMaskNet((3, size, size), hidden=tuple(config["hidden"]),
                          mask_size=int(config["mask_size"]))
@@ -717,13 +728,16 @@ def load_tank_lan(config: dict[str, Any], model: nn.Module, *, pool: torch.Tenso
         root (str or PathLike, optional): the data root of the cache.
 
     Returns:
-        tuple (nn.Module, bool): the LAN (:class:`~lanlib.nets.CoarseMaskNet` or
-        :class:`~lanlib.nets.ConvMaskNet`) in eval mode, and whether it was loaded.
+        tuple (nn.Module, bool): the LAN (:class:`~lanlib.nets.CoarseMaskNet`,
+        :class:`~lanlib.nets.ConvMaskNet` or :class:`~lanlib.nets.UNetMaskNet`) in eval
+        mode, and whether it was loaded.
     """
     classifier = config["classifier"]
     if pool is None:
         pool = training_scenes(classifier).images
     architecture = {k: config[k] for k in ("version", "kind", "hidden", "mask_size", "width")}
+    if config["kind"] == "unet":  # keys of their own, so the older LANs keep their cache keys
+        architecture.update(depth=config["depth"], padding=config["padding"])
     return cached_lan(
         name, model, _mask_net, pool, bootstrap(pool), explains=classifier,
         config={**architecture, "size": int(classifier["size"]),
@@ -852,21 +866,29 @@ def versus_average(importance: torch.Tensor, regions: Mapping[str, torch.Tensor]
             score(average, regions, auroc_for=auroc_for))
 
 
-def edge_bands(importance: torch.Tensor, width: int = 5) -> torch.Tensor:
+def edge_bands(importance: torch.Tensor, width: int = 5, *,
+               beyond_inside: bool = False) -> torch.Tensor:
     """How strongly importance maps mark the image's left or right edge, per scene.
 
     The chapter's convolutional LAN marks strips along the side edges of a scene, where no
     object is; this measures them: the mean importance over the brighter of the two
     bands of ``width`` columns at the left and the right edge, divided by the map's
-    maximum.
+    maximum. A map that keeps a whole region (the sky, say) scores that region's level
+    in the bands as well; ``beyond_inside`` counts only what each band holds beyond the
+    band of the same width just inside it (pixel by pixel, row by row, clipped at zero),
+    so that a strip standing out at the border counts and a region crossing it does not.
 
     Args:
         importance (Tensor (N, C, H, W)): non-negative importance maps.
-        width (int): the bands' width in pixels, at most half the image's. Default 5.
+        width (int): the bands' width in pixels, at most half the image's (a quarter
+            with ``beyond_inside``). Default 5.
+        beyond_inside (bool): measure the excess over the neighbouring inner band.
+            Default False.
 
     Returns:
         Tensor (N,): in [0, 1]; 0 where both bands are zero (or the whole map is), 1 where
-        a band is as bright as the map's brightest pixel throughout.
+        a band is as bright as the map's brightest pixel throughout (and, with
+        ``beyond_inside``, its inner neighbour is zero).
 
     Raises:
         ValueError: maps that are not ``(N, C, H, W)``, or a width out of range.
@@ -875,16 +897,22 @@ def edge_bands(importance: torch.Tensor, width: int = 5) -> torch.Tensor:
         >>> maps = torch.zeros(2, 1, 4, 8); maps[0, :, :, :2] = 1.0; maps[1, :, 0, 7] = 1.0
         >>> edge_bands(maps, width=2)  # the whole left band; one pixel of eight on the right
         tensor([1.0000, 0.1250])
+        >>> edge_bands(maps + 0.5, width=2), edge_bands(maps + 0.5, width=2, beyond_inside=True)
+        (tensor([1.0000, 0.4167]), tensor([0.6667, 0.0833]))
     """
     if importance.dim() != 4:
         raise ValueError(f"importance must be (N, C, H, W), got shape {tuple(importance.shape)}")
-    if not 1 <= width <= importance.shape[-1] // 2:
-        raise ValueError(f"width must be in [1, {importance.shape[-1] // 2}] for images "
-                         f"{importance.shape[-1]} pixels wide, got {width}")
-    left = importance[..., :width].mean(dim=(1, 2, 3))
-    right = importance[..., -width:].mean(dim=(1, 2, 3))
+    most = importance.shape[-1] // (4 if beyond_inside else 2)
+    if not 1 <= width <= most:
+        raise ValueError(f"width must be in [1, {most}] for images {importance.shape[-1]} "
+                         f"pixels wide, got {width}")
+    left, right = importance[..., :width], importance[..., -width:]
+    if beyond_inside:
+        left = (left - importance[..., width:2 * width]).clamp_min(0)
+        right = (right - importance[..., -2 * width:-width]).clamp_min(0)
     peak = importance.flatten(1).amax(dim=1)
-    return torch.maximum(left, right) / peak.clamp_min(torch.finfo(importance.dtype).tiny)
+    brighter = torch.maximum(left.mean(dim=(1, 2, 3)), right.mean(dim=(1, 2, 3)))
+    return brighter / peak.clamp_min(torch.finfo(importance.dtype).tiny)
 
 
 # ----------------------------------------------------------------------------- tables and figures
