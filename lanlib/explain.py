@@ -43,7 +43,11 @@ import io
 import json
 import math
 import numbers
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,11 +69,18 @@ __all__ = [
     "ExplanationStore",
     "explain_dataset",
     "load_explanations",
+    "run_processes",
 ]
 
 FORMAT = "lanlib-explanations-1"
 INDEX = "index.json"
 SHARDS = "shards"
+
+#: The variables torchrun sets for each process; a job started from inside one must not see them.
+_LAUNCHER_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK",
+                 "ROLE_RANK", "ROLE_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                 "TORCHELASTIC_RUN_ID", "TORCHELASTIC_RESTART_COUNT",
+                 "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE")
 
 #: Options of :func:`lanlib.fit_sample_masks` that :func:`explain_dataset` sets itself or
 #: that make no sense across batches.
@@ -614,3 +625,40 @@ def load_explanations(out) -> ExplanationStore:
         raise ValueError(f"the run writing to {out} is not finished; rerun lanlib.explain_dataset "
                          "with the same arguments (resume=True keeps the finished shards)")
     return ExplanationStore(out, index)
+
+
+def run_processes(command: Sequence[str], processes: int = 1, *, threads: int = 1,
+                  timeout: float | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """Run a Python script or module alone, or under ``torchrun --standalone`` in N processes.
+
+    What the tests and the benchmark use to compare one process with several on one
+    machine; a cluster uses ``torchrun`` or ``srun`` directly (the book's page
+    "Explaining a whole dataset"). ``torchrun`` is started as
+    ``python -m torch.distributed.run``, so the same interpreter runs every process.
+    The job sees none of a surrounding launcher's variables, ``threads`` intra-op
+    threads (``OMP_NUM_THREADS``) and the folder holding ``lanlib`` first on its
+    ``PYTHONPATH``.
+
+    Args:
+        command (sequence of str): what follows ``python``: a script and its arguments,
+            or ``["-m", "module", ...]``.
+        processes (int): 1 (plain ``python``) or more (``torchrun --standalone
+            --nproc-per-node processes``). Default 1.
+        threads (int): intra-op threads per process. Default 1.
+        timeout (float, optional): seconds before the job is killed.
+        cwd (path, optional): the job's working directory.
+
+    Returns:
+        subprocess.CompletedProcess: with ``returncode``, ``stdout`` and ``stderr`` (text).
+    """
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes must be an integer >= 1, got {processes!r}")
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nproc-per-node", str(processes)]
+    env = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_ENV}
+    root = str(Path(__file__).resolve().parents[1])
+    env.update(OMP_NUM_THREADS=str(int(threads)),
+               PYTHONPATH=os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")])))
+    return subprocess.run([*launcher, *command], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=timeout)

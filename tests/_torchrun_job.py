@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -31,18 +30,8 @@ DYING_EXIT = 17
 
 
 def run_job(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
-    """Run this script alone, or under ``torchrun --standalone`` with ``processes`` processes.
-
-    One thread per process, and none of a surrounding launcher's variables.
-    """
-    launcher = [sys.executable] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nproc-per-node", str(processes)]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([*launcher, __file__, *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=300)
+    """Run this script alone, or under ``torchrun --standalone`` with ``processes`` processes."""
+    return lanlib.explain.run_processes([__file__, *args], processes, timeout=300, cwd=ROOT)
 
 
 class Dying:

@@ -33,7 +33,7 @@ def test_smoke_writes_the_json_and_the_chart(smoke):
     assert stored["meta"]["setting"] == "smoke"
     assert set(stored) >= {"meta", "subjects", "throughput", "accelerations", "convergence",
                            "amortised", "methods", "matched_time", "flops", "options",
-                           "mask_nets", "goals"}
+                           "mask_nets", "scale", "goals"}
     assert out.with_suffix(".png").is_file()
     assert not list(out.parent.glob(".*.tmp"))  # the atomic write left nothing behind
 
@@ -76,8 +76,27 @@ def test_smoke_has_every_row(smoke):
 def test_table_names_every_section(smoke):
     text = report.table(smoke[0])
     for title in ("throughput", "optional arguments", "convergence", "amortised", "methods",
-                  "FLOP rate", "options of fit_sample_masks", "mask networks", "goals"):
+                  "FLOP rate", "options of fit_sample_masks", "mask networks",
+                  "explain_dataset on the CPU", "goals"):
         assert title in text
+
+
+def test_smoke_has_the_scale_rows(smoke):
+    """explain_dataset ran in 1 and 2 processes (torchrun, Gloo) and wrote the same masks."""
+    results, _ = smoke
+    sc = results["scale"]["mnist"]
+    assert list(sc["processes"]) == ["1", "2"]
+    for row in sc["processes"].values():
+        assert all(math.isfinite(row[k]) and row[k] > 0
+                   for k in ("seconds", "masks_per_second", "ratio_to_1"))
+    assert sc["processes"]["1"]["ratio_to_1"] == 1
+    assert sc["identical_masks_1_and_2_processes"] is True
+    writing = sc["writing"]
+    for key in ("fit_sample_masks_seconds", "explain_dataset_seconds", "overhead_ratio",
+                "write_one_shard_seconds", "verify_one_shard_seconds"):
+        assert math.isfinite(writing[key]) and writing[key] > 0, key
+    assert writing["same_masks"] is True and writing["verified"] is True
+    assert writing["shard_bytes"] > sc["batch"] * 28 * 28 * 4  # float32 masks and a header
 
 
 QUALITY = ("deletion/own", "deletion/blur", "deletion/grey", "insertion/own", "insertion/blur",

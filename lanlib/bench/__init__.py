@@ -48,11 +48,17 @@ What is measured (each a section of the table and of the JSON, :data:`SECTIONS`)
   second (also with each option), and the same quality numbers for LANs trained on the
   networks the setting names (MNIST in the quick setting; also the LANs with each option
   in the smoke and full settings).
+- ``scale``: :func:`lanlib.explain_dataset` on the MNIST network, on the CPU: masks per
+  second in 1 process and in 2 (``torchrun --standalone --nproc-per-node 2``, Gloo),
+  their ratio and whether the two wrote identical masks; and the cost of sharded
+  writing: the call against :func:`lanlib.fit_sample_masks` alone over the same batches,
+  steps and seeds (ratio), with the seconds to write one shard and to verify one.
 
 Modules: :mod:`~lanlib.bench.settings` (the settings), :mod:`~lanlib.bench.subjects`
 (the networks explained), :mod:`~lanlib.bench.measure` (clocks, fits, objectives,
 deletion areas), :mod:`~lanlib.bench.speed`, :mod:`~lanlib.bench.quality` and
-:mod:`~lanlib.bench.options` (the sections), :mod:`~lanlib.bench.report` (goals, table,
+:mod:`~lanlib.bench.options` and :mod:`~lanlib.bench.scale` (the sections; the latter
+runs :mod:`~lanlib.bench.scale_job` in other processes), :mod:`~lanlib.bench.report` (goals, table,
 chart, JSON).
 
 CPU runs use one intra-op thread by default (``--threads``): the steps are small, and on a
@@ -85,6 +91,7 @@ from ..loop import named_device
 from .options import mask_nets, sample_options
 from .quality import amortised, batch1_seconds_per_step, convergence, matched_time, methods
 from .report import chart, goals, table, write_json
+from .scale import scale
 from .settings import BETA_REL, LIBRARY, PAPER, SETTINGS, SUBJECTS
 from .speed import accelerations, flop_rate, thread_contention, throughput
 from .subjects import Subject, load_subject, train_lan
@@ -93,7 +100,7 @@ __all__ = ["SECTIONS", "main", "run"]
 
 #: The sections :func:`run` measures, in order (``--sections``).
 SECTIONS = ("throughput", "accelerations", "convergence", "amortised", "methods", "flops",
-            "options", "mask_nets")
+            "options", "mask_nets", "scale")
 
 
 def _load_average() -> list[float] | None:
@@ -211,6 +218,8 @@ def _measure(results: dict, cfg: dict, dev: torch.device, seed: int, names: Sequ
             lambda s: sample_options(s, cfg, dev, seed), small)
     section("mask_nets", "mask networks",
             lambda s: mask_nets(s, cfg, dev, seed, root=root), small)
+    section("scale", "explain_dataset in 1 and 2 processes", lambda s: scale(s, cfg, seed),
+            [s for s in small if s.name == "mnist"])
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

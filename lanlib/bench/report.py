@@ -225,6 +225,26 @@ def table(results: dict) -> str:
                 row(f"{name} FeatureMaskNet {v}: fit_lan steps/s", r["train_steps_per_second"],
                     r["train_ratio_to_plain"], "ratio: to FeatureMaskNet, plain")
                 _quality_rows(row, f"{name} FeatureMaskNet {v}", r)
+    if "scale" in results:
+        head("explain_dataset on the CPU (masks/s; ratio to 1 process, then to "
+             "fit_sample_masks alone)")
+        for name, sc in results["scale"].items():
+            lines.append(f"  {name}: {sc['images']} images, global batch {sc['batch']}, "
+                         f"{sc['steps']} steps, {sc['threads_per_process']} thread(s) per "
+                         f"process; median of {sc['repeats']}")
+            for p, r in sc["processes"].items():
+                row(f"{name} {p} process(es)", r["masks_per_second"], r["ratio_to_1"],
+                    "identical masks in 1 and 2 processes: "
+                    f"{_fmt(sc['identical_masks_1_and_2_processes'])}" if p != "1" else "")
+            w = sc["writing"]
+            row(f"{name} fit_sample_masks alone, same batches and seeds",
+                w["fit_sample_masks_masks_per_second"], 1)
+            row(f"{name} explain_dataset (shards, checksums, index)",
+                w["explain_dataset_masks_per_second"], rounded(1 / w["overhead_ratio"], 3),
+                f"time x{_fmt(w['overhead_ratio'])}; same masks: {_fmt(w['same_masks'])}")
+            row(f"{name} write one shard | verify one shard (s)",
+                f"{w['write_one_shard_seconds']} | {w['verify_one_shard_seconds']}", None,
+                f"{w['shard_bytes']} bytes")
     if "goals" in results:
         head("goals of the performance issue")
         for name, g in results["goals"].items():

@@ -21,7 +21,9 @@ mask networks (:mod:`lanlib.bench.options`) ``option_batch`` and ``option_speed_
 (the timed calls), ``option_steps`` (the fits whose quality is measured),
 ``lan_speed_steps`` (the timed fit_lan calls), ``mask_net_steps`` (training steps of each
 mask network, for the networks named) and ``lan_options`` (also train a LAN with each
-option).
+option); for the ``scale`` section (:mod:`lanlib.bench.scale`) ``scale_images``,
+``scale_batch`` and ``scale_steps`` (the MNIST images explained, the global batch and the
+steps per batch) and ``scale_repeats`` (timed calls).
 
 Example:
     >>> SETTINGS["quick"]["throughput_batches"]
@@ -60,6 +62,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "flops_batch": 8, "flops_steps": 1, "matmul_size": 256,
         "option_batch": 8, "option_speed_steps": 1, "option_steps": 30, "lan_speed_steps": 1,
         "mask_net_steps": {"mnist": 3}, "lan_options": True,
+        "scale_images": 16, "scale_batch": 8, "scale_steps": 1, "scale_repeats": 1,
     },
     "quick": {
         "synthetic": False, "cache": True, "subjects": SUBJECTS,
@@ -79,6 +82,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "flops_batch": 64, "flops_steps": 10, "matmul_size": 2048,
         "option_batch": 64, "option_speed_steps": 10, "option_steps": 300, "lan_speed_steps": 3,
         "mask_net_steps": {"mnist": 300}, "lan_options": False,
+        "scale_images": 256, "scale_batch": 64, "scale_steps": 100, "scale_repeats": 3,
     },
     "full": {
         "synthetic": False, "cache": True, "subjects": SUBJECTS,
@@ -100,5 +104,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "option_batch": 256, "option_speed_steps": 50, "option_steps": 300,
         "lan_speed_steps": 20, "mask_net_steps": {"mnist": 5000, "cifar": 5000},
         "lan_options": True,
+        "scale_images": 1024, "scale_batch": 128, "scale_steps": 300, "scale_repeats": 3,
     },
 }
