@@ -57,7 +57,7 @@ class Timing(NamedTuple):
     """What is known of how long one chapter takes, in minutes of wall time."""
 
     #: The quick profile, measured with ``make book`` on the book's CI machine (2 CPU
-    #: cores, one torch thread, every network trained from scratch).
+    #: cores, the threads the chapter asks setup for, every network trained from scratch).
     quick_cpu: float
     #: The full profile on the same CPU (papermill, ``-p device cpu``).
     full_cpu: float
@@ -69,11 +69,11 @@ class Timing(NamedTuple):
 #: once a full run is committed under ``data/results/full/``, :func:`setup` quotes it.
 TIMINGS: dict[str, Timing] = {
     "01_method": Timing(quick_cpu=0.3, full_cpu=3.7, full_cpu_measured=True),
-    "02_mnist_grid": Timing(quick_cpu=5.5, full_cpu=41, full_cpu_measured=True),
-    "03_cifar10": Timing(quick_cpu=2.3, full_cpu=420, full_cpu_measured=False),
-    "04_newsgroups": Timing(quick_cpu=1.5, full_cpu=93, full_cpu_measured=True),
-    "05_imagenet": Timing(quick_cpu=0.8, full_cpu=2700, full_cpu_measured=False),
-    "06_tank_story": Timing(quick_cpu=2.3, full_cpu=20, full_cpu_measured=True),
+    "02_mnist_grid": Timing(quick_cpu=4.3, full_cpu=50, full_cpu_measured=False),
+    "03_cifar10": Timing(quick_cpu=3.5, full_cpu=840, full_cpu_measured=False),
+    "04_newsgroups": Timing(quick_cpu=1.3, full_cpu=93, full_cpu_measured=True),
+    "05_imagenet": Timing(quick_cpu=1.7, full_cpu=2700, full_cpu_measured=False),
+    "06_tank_story": Timing(quick_cpu=3.9, full_cpu=35, full_cpu_measured=False),
 }
 
 

@@ -41,11 +41,11 @@ def test_setup_says_what_auto_chose_and_what_it_costs(capsys, tmp_path, monkeypa
     try:
         book.setup("auto", device="cpu", chapter="03_cifar10", sizes=SIZES)
         said = capsys.readouterr().out
-        assert "'auto' -> 'quick'" in said and "2.3 min" in said and "profile='full'" in said
+        assert "'auto' -> 'quick'" in said and "3.5 min" in said and "profile='full'" in said
         book.setup("full", device="cpu", chapter="03_cifar10", sizes=SIZES)
         said = capsys.readouterr().out
         assert "625x the quick profile's training steps" in said
-        assert "no full run on a GPU has been recorded yet" in said and "7 h (estimated" in said
+        assert "no full run on a GPU has been recorded yet" in said and "14 h (estimated" in said
     finally:
         torch.set_num_threads(threads)
 
