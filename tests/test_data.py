@@ -2,7 +2,10 @@
 
 Every test uses a fresh data root under ``tmp_path``, so nothing is written into the
 repository. Tests that read the real datasets need the offline mirror (``$LANLIB_DATA_MIRROR``
-or ``../shared/datasets`` next to the checkout) and are skipped without it.
+or ``../shared/datasets`` next to the checkout), one compares with scikit-learn: without
+them these tests are skipped, and under continuous integration (``CI`` set, as GitHub
+Actions does) they fail, saying what is missing and how to get it, unless the job declares the
+requirement missing (``tests/_requirements.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lanlib.data import (
     mnist,
     newsgroups,
 )
+from tests._requirements import unavailable
 
 MIRROR = Path(
     os.environ.get("LANLIB_DATA_MIRROR")
@@ -47,11 +51,19 @@ def root(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
+def checked_mirror(folder: Path) -> Path:
+    """``folder`` if it holds a dataset mirror, else skip (fail under CI) saying how to get one."""
+    if not (folder / "SHA256SUMS").is_file():
+        unavailable(f"offline dataset mirror not found at {folder}: set LANLIB_DATA_MIRROR to "
+                    "a folder holding SHA256SUMS and the archives, or put that folder at "
+                    "../shared/datasets beside the checkout (make test then uses it)",
+                    what="mirror")
+    return folder
+
+
 @pytest.fixture
 def mirror_dir():
-    if not (MIRROR / "SHA256SUMS").is_file():
-        pytest.skip(f"offline dataset mirror not found at {MIRROR} (set LANLIB_DATA_MIRROR)")
-    return MIRROR
+    return checked_mirror(MIRROR)
 
 
 @pytest.fixture
@@ -323,7 +335,9 @@ def test_newsgroups_from_mirror(mirror, root, monkeypatch):
             strip_newsgroup_quoting,
         )
     except ImportError:
-        return
+        unavailable("scikit-learn is not installed, so the strippers cannot be compared with "
+                    "its own: pip install -e '.[data]' (or pip install scikit-learn)",
+                    what="sklearn")
     expected = [
         strip_newsgroup_quoting(strip_newsgroup_footer(strip_newsgroup_header(text)))
         for text in raw
@@ -450,3 +464,35 @@ def test_load_translated_mnist(mirror, root):
         images.shape == (200, 1, 28, 28) and labels.shape == (200,) and positions.shape == (200, 2)
     )
     assert images[:, :, 16:, 16:].abs().sum() == 0 and images.max() > 0.9
+
+
+# --- what a missing requirement does ------------------------------------------------
+
+
+@pytest.mark.parametrize(("ci", "declared", "fails"), [
+    (None, "", False), ("", "", False), ("false", "", False), ("0", "", False),
+    ("true", "", True), ("1", "", True), ("true", "sklearn", True),
+    ("true", "sklearn, mirror", False)])
+def test_a_missing_requirement_skips_but_fails_under_ci(ci, declared, fails, monkeypatch):
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    monkeypatch.setenv("LANLIB_CI_MAY_LACK", declared)
+    outcome = pytest.fail.Exception if fails else pytest.skip.Exception
+    with pytest.raises(outcome, match="the mirror is missing"):
+        unavailable("the mirror is missing", what="mirror")
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             (None, pytest.skip.Exception)])
+def test_a_missing_mirror_says_how_to_get_one(ci, outcome, monkeypatch, tmp_path):
+    monkeypatch.delenv("LANLIB_CI_MAY_LACK", raising=False)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=f"not found at {tmp_path}: set LANLIB_DATA_MIRROR"):
+        checked_mirror(tmp_path)
+    (tmp_path / "SHA256SUMS").write_text("")
+    assert checked_mirror(tmp_path) == tmp_path

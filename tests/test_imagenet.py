@@ -10,6 +10,7 @@ import lanlib
 from lanlib.chapters import imagenet
 from lanlib.data import _files, imagenet_class_names, package_photos
 from lanlib.data.imagenet import PACKAGE_PHOTO_LABELS
+from tests._requirements import unavailable
 
 MIRROR = Path(os.environ.get("LANLIB_DATA_MIRROR")
               or Path(__file__).resolve().parents[2] / "shared" / "datasets")
@@ -43,7 +44,8 @@ def test_photos_without_the_mirror_are_the_package_photos_once(no_mirror, capsys
 
 def test_photos_with_the_mirror_are_the_samples_then_the_package_photos(tmp_path, monkeypatch):
     if not (MIRROR / "SHA256SUMS").is_file():
-        pytest.skip(f"offline dataset mirror not found at {MIRROR} (set LANLIB_DATA_MIRROR)")
+        unavailable(f"offline dataset mirror not found at {MIRROR} (set LANLIB_DATA_MIRROR)",
+                    what="mirror")
     monkeypatch.setenv("LANLIB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LANLIB_DATA_MIRROR", str(MIRROR))
     photos = imagenet.load_photos(32)

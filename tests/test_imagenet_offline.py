@@ -18,6 +18,7 @@ import pytest
 
 from lanlib.data import package_photos
 from lanlib.data.imagenet import PACKAGE_PHOTO_LABELS
+from tests._requirements import require_module
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "05_imagenet"
@@ -38,7 +39,7 @@ def offline_student(tmp_path, monkeypatch):
 
 
 def test_chapter_runs_to_its_end_on_the_package_photos(offline_student):
-    papermill = pytest.importorskip("papermill")
+    papermill = require_module("papermill", "pip install -e '.[book]'")
     output = offline_student / f"{CHAPTER}.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / f"{CHAPTER}.ipynb"), str(output),
                                cwd=str(ROOT / "notebooks"), kernel_name="python3",

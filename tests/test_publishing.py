@@ -130,6 +130,11 @@ def test_ci_runs_the_readme_test_command_without_the_mirror():
     ), "ci.yml must leave LANLIB_DATA_MIRROR unset (CI downloads the datasets)"
     (job,) = workflow["jobs"].values()
     assert str(job["runs-on"]).startswith("ubuntu")
+    declared = set(job.get("env", {}).get("LANLIB_CI_MAY_LACK", "").split(","))
+    assert declared == {"mirror", "offline"}, (
+        "ci.yml declares what it cannot provide (LANLIB_CI_MAY_LACK): the mirror and an "
+        f"offline machine, nothing else; it declares {sorted(declared)}"
+    )
     assert {"push", "pull_request"} <= set(workflow["on"])
 
 

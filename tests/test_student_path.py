@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests._requirements import require_module, unavailable
+
 ROOT = Path(__file__).resolve().parents[1]
 NEEDS_DATA = ["02_mnist_grid", "03_cifar10", "04_newsgroups"]
 
@@ -43,7 +45,7 @@ def _first_data_cell(nb) -> str:
 
 @pytest.mark.parametrize("chapter", NEEDS_DATA)
 def test_chapter_stops_at_its_first_data_cell_with_the_how_to(chapter, offline_student):
-    papermill = pytest.importorskip("papermill")
+    papermill = require_module("papermill", "pip install -e '.[book]'")
     source = ROOT / "notebooks" / f"{chapter}.ipynb"
     output = offline_student / f"{chapter}.ipynb"
     try:
@@ -60,4 +62,5 @@ def test_chapter_stops_at_its_first_data_cell_with_the_how_to(chapter, offline_s
         assert failed == [first], f"{chapter} failed in {failed}, not at its first data cell"
     else:
         assert os.environ.get("LANLIB_DATA_MIRROR") is None
-        pytest.skip(f"{chapter} found its data without the mirror (this machine has internet)")
+        unavailable(f"{chapter} found its data without the mirror: this machine has internet, "
+                    "and the test needs one without", what="offline")

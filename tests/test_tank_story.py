@@ -21,6 +21,7 @@ from lanlib.models.tank import TankCNN
 from lanlib.nets import CoarseMaskNet, ConvMaskNet, UNetMaskNet
 from lanlib.noise import bootstrap
 from lanlib.train import train_classifier
+from tests._requirements import require_module
 
 matplotlib.use("Agg")
 
@@ -299,7 +300,7 @@ def test_edge_bands():
 
 
 def test_captum_maps_cover_every_method(scenes):
-    pytest.importorskip("captum")
+    require_module("captum", "pip install -e '.[chapters]'")
     maps = tank.captum_maps(TankCNN(width=2), scenes.images[:4], scenes.images, ig_steps=4,
                             occlusion_window=8, occlusion_stride=8, ablation_patch=8, seed=0)
     assert list(maps) == list(tank.CAPTUM_METHODS)

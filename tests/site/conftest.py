@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._requirements import unavailable
+
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Flags for a headless Chromium on a machine without network: no background
@@ -41,10 +43,6 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
 
 
 def site_dir() -> Path:
@@ -115,9 +113,10 @@ def site_url(built_site: Path) -> Iterator[str]:
 def chromium_executable() -> str:
     path = os.environ.get("LANLIB_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).exists():
-        _unavailable(
+        unavailable(
             "Chromium is not installed: `apt-get install -y chromium` as root "
-            "(`make test` does it when run as root); or set LANLIB_CHROMIUM"
+            "(`make test` does it when run as root); or set LANLIB_CHROMIUM",
+            what="chromium",
         )
     return path
 
@@ -128,7 +127,7 @@ def browser(chromium_executable: str, tmp_path_factory: pytest.TempPathFactory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("Playwright is not installed: pip install -e '.[test]'")
+        unavailable("Playwright is not installed: pip install -e '.[test]'", what="playwright")
     profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
