@@ -1,11 +1,13 @@
 """The benchmark runs end to end in its smoke setting and reports every row; fit's speed options.
 
-Timings depend on the machine: only that they are measured is checked, and one ordering
-that no load can turn (an MLP's forward pass against a U-Net's). The quality numbers are
+Timings depend on the machine: checked are that the reported rates and ratios follow from
+the measured times, and the orderings that no load can turn (an MLP's forward pass against
+a U-Net's, one LAN pass against hundreds of fit steps). The quality numbers are
 checked where the smoke setting already decides them (the total-variation prior smooths,
 gates give exact 0s and 1s, the blur fill is the blur option's own noise).
 """
 
+import itertools
 import json
 import math
 import subprocess
@@ -289,3 +291,71 @@ def test_each_option_fits_the_rows_of_a_batch_as_if_alone(conv_task, option):
                        for i in range(len(x))])
     torch.testing.assert_close(batched, alone, atol=2e-3, rtol=0)
     assert (batched - 0.5).abs().max() > 0.05  # the masks moved: the check is not vacuous
+
+
+def _near(value, expected):
+    """Equal up to the rounding of reported numbers (four significant digits, ratios three)."""
+    return value == pytest.approx(expected, rel=0.01)
+
+
+def test_smoke_ratios_and_rates_follow_from_its_measurements(smoke):
+    """The reported rates and ratios are the measured times' (the right way up), and the
+    orderings no load can turn hold: one LAN pass against hundreds of fit steps."""
+    results, _ = smoke
+    for name in ("mnist", "cifar"):
+        tp = results["throughput"][name]
+        one = tp["batches"]["1"]["masks_per_second"]
+        for batch, row in tp["batches"].items():
+            assert _near(row["masks_per_second"], int(batch) / row["seconds"]), (name, batch)
+            assert _near(row["seconds_per_mask_step"], row["seconds"] / (int(batch) * tp["steps"]))
+            assert _near(row["ratio_to_batch_1"], row["masks_per_second"] / one), (name, batch)
+        rows = results["options"][name]["options"]
+        for row in rows.values():
+            assert _near(row["ratio_to_plain"],
+                         row["masks_per_second"] / rows["plain"]["masks_per_second"])
+            assert _near(row["batching_speedup"],
+                         row["masks_per_second"] / row["batch_1_masks_per_second"])
+        nets = results["mask_nets"][name]["nets"]
+        for row in nets.values():
+            assert _near(row["inference_ratio_to_mlp"],
+                         row["masks_per_second"] / nets["MLPMaskNet"]["masks_per_second"])
+    sc = results["scale"]["mnist"]
+    for processes, row in sc["processes"].items():
+        assert _near(row["masks_per_second"], sc["images"] / row["seconds"]), processes
+        assert _near(row["ratio_to_1"], sc["processes"]["1"]["seconds"] / row["seconds"])
+    writing = sc["writing"]
+    assert _near(writing["overhead_ratio"],
+                 writing["explain_dataset_seconds"] / writing["fit_sample_masks_seconds"])
+    am = results["amortised"]["mnist"]
+    assert _near(am["speedup_vs_batched_sample"],
+                 am["sample_seconds_per_mask"] / am["lan_seconds_per_mask"])
+    gap = (am["lan_deletion"]["deletion_auc"] - am["sample_deletion"]["deletion_auc"]) / (
+        am["sample_deletion"]["deletion_auc"])
+    assert am["deletion_auc_gap_relative"] == pytest.approx(gap, abs=2e-3)
+    # one forward pass of a LAN beats hundreds of steps of a fit, and those, batched, beat
+    # the paper's ten thousand steps at batch 1, by far more than any load can change
+    assert am["speedup_vs_batched_sample"] > 10
+    assert am["paper_protocol_seconds_per_mask"] > 10 * am["sample_seconds_per_mask"]
+
+
+def test_smoke_convergence_curves_fall_and_are_read_right(smoke):
+    """"Steps to within 1 %" is read off each curve; on MNIST every curve falls at each
+    checkpoint (on the CIFAR network the smoke setting's objective, about 1e-7, is noise)."""
+    results, _ = smoke
+    for name in ("mnist", "cifar"):
+        conv = results["convergence"][name]
+        reference = conv["paper_curve"][-1][1]
+        assert _near(conv["reference_objective"], reference)
+        assert _near(conv["threshold"], reference + 0.01 * abs(reference))
+        curves = {"paper": conv["paper_curve"], "library": conv["library_curve"],
+                  **{label: c["curve"] for label, c in conv["candidates"].items()}}
+        for label, curve in curves.items():
+            steps, values = zip(*curve, strict=True)
+            assert list(steps) == sorted(set(steps)), (name, label)
+            if name == "mnist":
+                assert all(b < a for a, b in itertools.pairwise(values)), (label, values)
+                assert conv["objective_at_init"] > values[0]  # the first steps help
+        assert conv["paper_steps_to_within_1pct"] == quality.steps_to(conv["paper_curve"],
+                                                                      conv["threshold"])
+        assert conv["library_steps_to_within_1pct"] == quality.steps_to(conv["library_curve"],
+                                                                        conv["threshold"])

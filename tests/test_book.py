@@ -191,3 +191,70 @@ def test_by_profile_fills_a_row_from_each_profile():
 def test_setup_refuses_a_chapter_that_is_not_a_name():
     with pytest.raises(ValueError, match="chapter must be the notebook's name"):
         book.setup("quick", device="cpu", threads=None, chapter=3)
+
+
+@pytest.mark.parametrize(("profile", "device"), [("quick", "cpu"), ("full", "cpu"),
+                                                  ("auto", "auto"), ("auto", torch.device("cpu"))])
+def test_resolve_profile_gives_the_profile_asked_for_and_quick_for_auto(profile, device):
+    resolved, on = book.resolve_profile(profile, device)
+    assert resolved == ("quick" if profile == "auto" else profile)
+    assert on == torch.device("cuda" if torch.cuda.is_available() and device == "auto" else "cpu")
+
+
+@pytest.mark.parametrize(("profile", "device", "message"), [
+    ("fast", "cpu", "unknown profile 'fast'; use one of 'auto', 'quick', 'full'"),
+    ("Quick", "cpu", "unknown profile 'Quick'"),
+    (None, "cpu", "unknown profile None"),
+    ("quick", "tpu0", "device 'tpu0' is not a device torch knows"),
+    ("quick", "cuda:7", "was asked for, but this machine has"),
+])
+def test_resolve_profile_names_what_is_wrong(profile, device, message, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        book.resolve_profile(profile, device)
+
+
+@pytest.mark.parametrize(("name", "profile"), [
+    ("../escape", "quick"), ("results/03_cifar10", "quick"), ("a\\b", "quick"), ("", "quick"),
+    (".hidden", "full"), (None, "quick"), ("03_cifar10", "medium"), ("03_cifar10", None),
+])
+def test_results_path_refuses_a_name_or_profile_that_could_write_elsewhere(name, profile,
+                                                                           tmp_path):
+    with pytest.raises(ValueError, match="plain file stem|unknown profile"):
+        book.results_path(name, tmp_path, profile)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_results_path_stays_in_the_results_folder_of_the_root(profile, tmp_path):
+    path = book.results_path("05_imagenet", tmp_path, profile)
+    folder = tmp_path / "results"
+    assert path == (folder / "full" if profile == "full" else folder) / "05_imagenet.json"
+    assert path.resolve().is_relative_to(folder.resolve())
+
+
+@pytest.mark.parametrize(("results", "error", "message"), [
+    ({"x": 1.0}, ValueError, "must contain 'profile'"),
+    ({"profile": "medium"}, ValueError, r"one of \('quick', 'full'\)\), got 'medium'"),
+    ({"profile": "quick", "a": {"b": [1.0, float("nan")]}}, ValueError,
+     r"results\['a'\]\['b'\]\[1\] is nan, which JSON cannot hold"),
+    ({"profile": "full", "auroc": float("-inf")}, ValueError, r"results\['auroc'\] is -inf"),
+    ({"profile": "quick", "auroc": torch.tensor(0.9)}, TypeError, r"convert it with \.item\(\)"),
+    ({"profile": "quick", "auroc": np.float32(0.9)}, TypeError, "not JSON-serialisable"),
+    ({"profile": "quick", "by_k": {5: 0.1}}, TypeError, "JSON keys must be strings"),
+    ([("profile", "quick")], TypeError, "results must be a mapping"),
+])
+def test_save_results_refuses_what_it_cannot_store_and_writes_nothing(results, error, message,
+                                                                      tmp_path):
+    with pytest.raises(error, match=message):
+        book.save_results("03_cifar10", results, root=tmp_path)
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*"))
+
+
+def test_save_results_writes_the_values_back_unchanged_and_replaces_the_file(tmp_path):
+    first = {"profile": "quick", "auroc": 0.8125, "curve": [0.5, 0.25], "ok": True, "n": None}
+    path = book.save_results("02_mnist_grid", first, root=tmp_path)
+    second = {"profile": "quick", "auroc": 0.75}
+    assert book.save_results("02_mnist_grid", second, root=tmp_path) == path
+    record = json.loads(path.read_text())
+    assert {k: v for k, v in record.items() if k != "provenance"} == second
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

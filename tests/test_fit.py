@@ -37,7 +37,9 @@ def test_a_small_lan_singles_out_the_pixels_the_classifier_reads(task):
     history = lanlib.History()
     lanlib.fit_lan(task.model, lan, task.inputs, noise.bootstrap(task.inputs), beta=0.1,
                    steps=500, lr=1e-3, batch_size=64, seed=0, progress=False, history=history)
-    held_out = known_pixels_task(128, seed=0).inputs  # same classifier, fresh draws
+    # inputs never seen in training: another stream, and no row equal to a training row
+    held_out = torch.rand(128, 1, 12, 12, generator=torch.Generator().manual_seed(1))
+    assert torch.cdist(held_out.flatten(1), task.inputs.flatten(1)).min() > 0.5
     with torch.no_grad():
         masks = lan(held_out)
     assert _truth_auroc(masks, task.truth) >= 0.95
@@ -122,30 +124,73 @@ def test_model_mode_restored_when_the_call_raises():
     assert model.training and model.weight.requires_grad
 
 
-def test_fit_lan_accepts_tensor_dataset_and_dataloader_and_is_seeded():
+class _Recording(nn.Module):
+    """A LAN that keeps every batch it is given."""
+
+    def __init__(self, lan):
+        super().__init__()
+        self.lan, self.seen = lan, []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.lan(x)
+
+
+def _rows(batch, inputs):
+    """The indices in ``inputs`` of the rows of ``batch`` (each must be one of them)."""
+    equal = (batch.flatten(1)[:, None] == inputs.flatten(1)[None]).all(-1)
+    assert (equal.sum(1) == 1).all(), "a batch holds a row that is not an input"
+    return equal.float().argmax(1).tolist()
+
+
+def test_fit_lan_reads_tensors_datasets_and_dataloaders_by_value_and_is_seeded():
     task = known_pixels_task(64, shape=(1, 4, 4), relevant=3, seed=2)
     pairs = TensorDataset(task.inputs, task.labels)
-    results = []
-    for data in (task.inputs, pairs, DataLoader(pairs, batch_size=16, shuffle=False)):
+    in_order = DataLoader(pairs, batch_size=16, shuffle=False)
+    seen, histories = {}, {}
+    for name, data in (("tensor", task.inputs), ("dataset", pairs), ("loader", in_order)):
         torch.manual_seed(0)
-        lan = MLPMaskNet((1, 4, 4), hidden=(8,))
-        history = lanlib.History()
-        lanlib.fit_lan(task.model, lan, data, noise.uniform(), beta=0.1, steps=6, batch_size=16,
-                       seed=3, progress=False, history=history)
-        results.append(history.objective)
-    assert all(len(r) == 6 for r in results)
+        lan = _Recording(MLPMaskNet((1, 4, 4), hidden=(8,)))
+        first = lan.lan(task.inputs).detach()  # the untrained LAN's masks
+        histories[name] = lanlib.History()
+        lanlib.fit_lan(task.model, lan, data, noise.uniform(), beta=0.1, steps=8, batch_size=16,
+                       seed=3, progress=False, history=histories[name])
+        seen[name] = [_rows(batch, task.inputs) for batch in lan.seen]
+        assert len(seen[name]) == 8 and all(len(rows) == 16 for rows in seen[name])
+        # the first step's mean mask is the untrained LAN's on exactly that batch
+        assert histories[name].mask_mean[0] == pytest.approx(first[seen[name][0]].mean().item(),
+                                                             abs=1e-6)
+    everything = list(range(64))
+    for name in ("tensor", "dataset"):  # shuffled: each pass of 4 batches sees every row once
+        for start in (0, 4):
+            assert sorted(sum(seen[name][start:start + 4], [])) == everything, name
+        assert sum(seen[name][:4], []) != everything, f"{name}: the batches were not shuffled"
+        assert sum(seen[name][:4], []) != sum(seen[name][4:], []), f"{name}: the same order twice"
+    assert sum(seen["loader"], []) == everything * 2  # the DataLoader's own order, twice
+
     torch.manual_seed(0)
-    again = lanlib.History()
+    again, other = lanlib.History(), lanlib.History()
     lanlib.fit_lan(task.model, MLPMaskNet((1, 4, 4), hidden=(8,)), task.inputs, noise.uniform(),
-                   beta=0.1, steps=6, batch_size=16, seed=3, progress=False, history=again)
-    assert again.objective == results[0]
+                   beta=0.1, steps=8, batch_size=16, seed=3, progress=False, history=again)
+    assert again.objective == histories["tensor"].objective
+    torch.manual_seed(0)
+    lanlib.fit_lan(task.model, MLPMaskNet((1, 4, 4), hidden=(8,)), task.inputs, noise.uniform(),
+                   beta=0.1, steps=8, batch_size=16, seed=4, progress=False, history=other)
+    assert other.objective != histories["tensor"].objective
 
 
 def test_fit_lan_works_on_a_dataset_smaller_than_a_batch():
     model = nn.Linear(3, 2)
-    lan = MLPMaskNet((3,), hidden=(4,))
-    lanlib.fit_lan(model, lan, torch.rand(5, 3), noise.uniform(), beta=1.0, steps=3,
-                   batch_size=64, progress=False)
+    torch.manual_seed(0)
+    lan = _Recording(MLPMaskNet((3,), hidden=(4,)))
+    x = torch.rand(5, 3, generator=torch.Generator().manual_seed(0))
+    before = [p.detach().clone() for p in lan.parameters()]
+    history = lanlib.History()
+    lanlib.fit_lan(model, lan, x, noise.uniform(), beta=1.0, steps=3, batch_size=64,
+                   progress=False, history=history)
+    assert len(history) == 3
+    assert [sorted(_rows(batch, x)) for batch in lan.seen] == [list(range(5))] * 3  # all rows
+    assert all(not torch.equal(a, b) for a, b in zip(before, lan.parameters(), strict=True))
 
 
 class _ReturnsTuple(nn.Module):

@@ -3,6 +3,8 @@
 - One ``parameters`` cell (papermill) of flat literal assignments, with ``profile = "auto"``.
 - Stripped as ``tools/strip_outputs.py`` defines it, and every ``# NBVAL_CHECK_OUTPUT``
   cell holds the reference output that ``pytest --nbval-lax`` compares against.
+- Those reference outputs state claims, not snapshots: no float with more than one
+  significant figure unless it is the threshold of a comparison (see :func:`snapshots`).
 - The first cell is a title with a Colab badge that opens this very notebook; the first code
   cell installs lanlib on Colab and nowhere else, and no other cell installs anything.
 - The kernelspec is ``python3``, the name papermill and nbval look up.
@@ -206,3 +208,85 @@ def test_papermill_reads_every_parameter(notebook):
     assigned = [line.split("=")[0].strip() for line in cell.source.splitlines()
                 if line.strip() and not line.lstrip().startswith("#")]
     assert names == assigned, f"{path.name}: papermill reads {names}, the cell assigns {assigned}"
+
+
+# ---------------------------------------------------------------- check cells state claims
+
+# A number printed as a decimal fraction, a percentage or in scientific notation (not an
+# integer: counts of posts or photos are facts of the data, not of the arithmetic).
+_FLOAT = re.compile(
+    r"(?<![\w.])(?:\d+(?:\.\d+)?\s?%|\d*\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)(?!\w)"
+)
+# A comparison that makes the number after it a threshold (the text ends with it).
+_COMPARISON_BEFORE = re.compile(
+    r"(?:<=?|>=?|≤|≥|\b(?:above|below|under|over|at least|at most|within|exceeds?"
+    r"|(?:more|less|fewer|greater|higher|lower) than))\s*$"
+)
+_VERDICT = re.compile(r"\b(?:True|False|holds|FAILS)\b")
+
+
+def significant_figures(number: str) -> int:
+    """Digits from the first non-zero one on; an integer's trailing zeros do not count."""
+    mantissa = re.split(r"[eE]", number.rstrip("%").strip())[0]
+    digits = mantissa.replace(".", "").lstrip("0")
+    return len(digits if "." in mantissa else digits.rstrip("0"))
+
+
+def snapshots(line: str, typed: str = "") -> list[str]:
+    """The numbers of one output line that pin a result instead of stating a claim.
+
+    A float with more than one significant figure (0.53, 1.00, 13%, 2.5e-03) is a snapshot
+    unless it is the threshold of a claim: the text right before it ends with a comparison
+    (``<``, ``>=``, ``≥``, "above", "at most", "more than", "within", ...) and the line
+    carries the claim's verdict (True, False, "holds" or "FAILS"). Also exempt: one
+    significant figure (0.4, 8%, 10 %), coarse enough to print as it is, and a number
+    written as it is in ``typed``, the cell's source (a setting quoted, not a result).
+    """
+    verdict = bool(_VERDICT.search(line))
+    written = set(_FLOAT.findall(typed))
+    return [m.group() for m in _FLOAT.finditer(line)
+            if significant_figures(m.group()) > 1 and m.group() not in written
+            and not (verdict and _COMPARISON_BEFORE.search(line[: m.start()]))]
+
+
+@pytest.mark.parametrize(("line", "pinned"), [
+    ("F is better than chance (accuracy above 0.4): True", []),
+    ("the paper's betas (1.5, 3, 5) lie below D_full: True", []),  # 1.5 is in the source
+    ("cloud AUROC > 0.75: True; tank AUROC < 0.5: False", []),
+    ("higher by over 0.35 (>= 0.95): True", []),
+    ("clouds cover 8% of a scene, the tank 3%", []),
+    ("chance is 10 % and the mask 0.5", []),
+    ("test accuracy of F: 0.53 (20 groups: chance is 0.05)", ["0.53"]),
+    ("accuracy 0.53, above 0.4: True", ["0.53"]),
+    ("P(cloud | tank) = 1.00, P(cloud | no tank) = 0.50", ["1.00", "0.50"]),
+    ("mean mask above 0.997", ["0.997"]),
+    ("clouds cover 13% of a scene; loss 2.5e-03; gap .25", ["13%", "2.5e-03", ".25"]),
+])
+def test_snapshot_rule(line, pinned):
+    assert snapshots(line, typed='print("the paper\'s betas (1.5, 3, 5)", x > 0.4)') == pinned
+
+
+def _output_lines(cell):
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            yield from output.get("text", "").splitlines()
+        for kind in ("text/plain", "text/markdown"):
+            yield from output.get("data", {}).get(kind, "").splitlines()
+
+
+def test_check_cells_state_claims_not_snapshots(notebook):
+    """nbval compares check outputs as text: a printed 0.53 pins BLAS and thread count.
+
+    Every ``# NBVAL_CHECK_OUTPUT`` cell prints claims that could turn out False; the
+    numbers themselves go into the prose (``book.glue``) or into unchecked cells.
+    """
+    path, nb = notebook
+    found = [f"cell {i}: {number} in {line.strip()!r}"
+             for i, cell in enumerate(nb.cells)
+             if cell.cell_type == "code" and CHECK_MARKER in cell.source
+             for line in _output_lines(cell) for number in snapshots(line, cell.source)]
+    assert not found, (
+        f"{path.name}: check cells print snapshots, not claims (a float with more than one "
+        "significant figure must be the threshold of a comparison on a line with a verdict; "
+        "glue the value into the prose instead): " + "; ".join(found)
+    )
