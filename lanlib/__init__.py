@@ -20,12 +20,27 @@ Main entry points:
   Captum's interface (both from :mod:`lanlib.attribution`);
 - :mod:`lanlib.noise`: constant, bootstrapped, uniform and blurred noise;
 - :mod:`lanlib.gates`: hard-concrete gates (DiffMask's masks, with an expected-L0 reward);
+- :mod:`lanlib.diffmask`: DiffMask's probes, gates predicted from F's hidden states and
+  trained under a divergence bound (:func:`lanlib.diffmask.fit_diffmask`);
 - :mod:`lanlib.nets` (mask networks), :mod:`lanlib.train` (classifiers),
   :mod:`lanlib.metrics` (AUROC, agreement, deletion curves), :mod:`lanlib.data`,
   :mod:`lanlib.cache`.
 """
 
-from . import attribution, book, cache, data, gates, losses, metrics, nets, noise, plot, train
+from . import (
+    attribution,
+    book,
+    cache,
+    data,
+    diffmask,
+    gates,
+    losses,
+    metrics,
+    nets,
+    noise,
+    plot,
+    train,
+)
 from ._version import __version__
 from .attribution import LatentAttention, attribute
 from .core import corrupt, frozen, importance, objective, upsample_mask
@@ -44,6 +59,7 @@ __all__ = [
     "cache",
     "corrupt",
     "data",
+    "diffmask",
     "explain_dataset",
     "fit_lan",
     "fit_sample_masks",

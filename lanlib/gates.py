@@ -57,8 +57,9 @@ PROBABILITY_EPS = 1e-6
 class HardConcrete:
     """Hard-concrete gates over masks (1 = replaced), parameterised by mask logits.
 
-    No chapter uses them yet; the method chapter (``notebooks/01_method.ipynb``) explains
-    the masks they replace. Build one with :func:`hard_concrete`.
+    Chapter 07 (``notebooks/07_diffmask.ipynb``) uses them through :mod:`lanlib.diffmask`;
+    the method chapter (``notebooks/01_method.ipynb``) explains the masks they replace.
+    Build one with :func:`hard_concrete`.
 
     Args:
         temperature (float): the binary concrete temperature, > 0. Default 2/3.
@@ -140,8 +141,9 @@ class HardConcrete:
 def hard_concrete(temperature: float = TEMPERATURE, stretch=STRETCH) -> HardConcrete:
     """Hard-concrete gates with the papers' settings, or others.
 
-    No chapter uses them yet; the method chapter (``notebooks/01_method.ipynb``) explains
-    the masks they replace. ``gates="hard_concrete"`` of the fits means ``hard_concrete()``.
+    Chapter 07 (``notebooks/07_diffmask.ipynb``) uses them; the method chapter
+    (``notebooks/01_method.ipynb``) explains the masks they replace.
+    ``gates="hard_concrete"`` of the fits means ``hard_concrete()``.
 
     Args:
         temperature (float): the binary concrete temperature, > 0. Default 2/3.
@@ -156,8 +158,8 @@ def hard_concrete(temperature: float = TEMPERATURE, stretch=STRETCH) -> HardConc
 def resolve(gates) -> HardConcrete | None:
     """The gates a ``gates=`` argument names: None, ``"hard_concrete"`` or a HardConcrete.
 
-    No chapter uses it yet; the method chapter (``notebooks/01_method.ipynb``) explains the
-    fits that take ``gates=``.
+    The method chapter (``notebooks/01_method.ipynb``) explains the fits that take
+    ``gates=``; chapter 07 (``notebooks/07_diffmask.ipynb``) uses them.
     """
     if gates is None or isinstance(gates, HardConcrete):
         return gates
