@@ -73,6 +73,17 @@ ALLOWED: dict[str, dict[str, str]] = {
         "of 0.9 and of 0.6": "an exercise's own settings, for the student to run",
         "0.5 is chance": "the AUROC of a ranking that knows nothing, by definition",
     },  # end 06_tank_story
+    "07_diffmask": {
+    },  # end 07_diffmask
+    "08_attention": {
+        "0.5 is chance": "the AUROC of a ranking that knows nothing, by definition",
+    },  # end 08_attention
+    "09_rl": {
+        "10×10": "MinAtar's grid size, a fact of the game",
+        "one 3×3 convolution\nwith 16 channels, a hidden layer of 128 units": "MinAtar's baseline "
+        "network (Young & Tian 2019)",
+        "0.5 is chance": "the AUROC of a ranking that knows nothing, by definition",
+    },  # end 09_rl
 }
 
 _REMOVED = [
