@@ -7,6 +7,8 @@
 #   make book PROFILE=full       # the paper's settings, for a GPU runner
 #   make book BOOK_ARGS="--only 01_method"
 #   make test PYTEST_ARGS="-x tests/site"
+#   make mutation                # mutation score and branch coverage of the method modules
+#   make mutation MUTATION_ARGS="--modules noise loop"
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,6 +16,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= auto
 BOOK_ARGS ?=
 PYTEST_ARGS ?=
+MUTATION_ARGS ?=
 # A bare torch==2.13.0 may resolve to a local "+cpu" wheel, with which
 # torchvision 0.28.0 fails to import ("operator torchvision::nms does not exist").
 TORCH_SPEC ?= "torch==2.13.0,!=2.13.0+cpu" "torchvision==0.28.0"
@@ -30,13 +33,18 @@ endif
 PY_STAMP := $(VENV)/.installed
 JS_STAMP := node_modules/.installed
 
-.PHONY: book test install js chromium lint clean
+.PHONY: book test mutation install js chromium lint clean
 
 book: install js
 	$(PY) tools/build_book.py --profile "$(PROFILE)" $(BOOK_ARGS)
 
 test: install js chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# mutmut on lanlib's method modules, with the unit tests that reach each mutated function,
+# then their branch coverage (tools/mutation.py). Not part of `make test`: it takes minutes.
+mutation: install
+	$(PY) tools/mutation.py $(MUTATION_ARGS)
 
 install: $(PY_STAMP)
 

@@ -6,8 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from lanlib.cache import CheckpointMismatchError, checkpoint_path, load_or_train
+from lanlib import noise, seeded
+from lanlib.cache import (
+    CheckpointMismatchError,
+    cached_classifier,
+    cached_lan,
+    checkpoint_path,
+    load_or_train,
+)
 from lanlib.data import CorruptFileError
+from lanlib.nets import MLPMaskNet
 
 CONFIG = {"hidden": 3, "lr": 0.1, "layers": [2, 3]}
 
@@ -132,3 +140,68 @@ def test_failed_training_saves_nothing(root):
     with pytest.raises(KeyboardInterrupt):
         load_or_train("mlp", CONFIG, Recorder().build, crash)
     assert not checkpoint_path("mlp", CONFIG).exists()
+
+
+def test_save_failure_returns_the_trained_network_with_a_warning(root, monkeypatch, capsys):
+    import lanlib.cache
+
+    def refuse(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lanlib.cache, "save_tensor_file", refuse)
+    recorder = Recorder()
+    with pytest.warns(RuntimeWarning, match="could not save it"):
+        module, loaded = load_or_train("mlp", CONFIG, recorder.build, recorder.train)
+    assert not loaded and recorder.trained == 1 and torch.all(module[0].weight == 0.1)
+    out = capsys.readouterr().out
+    assert out.startswith("lanlib: trained mlp in ") and out.endswith(" s, NOT saved\n")
+    assert not checkpoint_path("mlp", CONFIG).exists()
+
+
+X = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+Y = (X[:, 0] > 0).long()
+
+
+def test_cached_classifier_trains_under_its_seed_once_then_loads(root):
+    calls = []
+
+    def data():
+        calls.append(1)
+        return X, Y
+
+    first, key, loaded = cached_classifier("f", lambda key: nn.Linear(2, 2), data,
+                                           config={"data": "halfplane"}, steps=3, lr=0.05,
+                                           seed=4, verbose=False)
+    assert not loaded and calls == [1] and not first.training
+    assert key == {"data": "halfplane", "train": {"steps": 3, "lr": 0.05, "batch_size": 64,
+                                                  "weight_decay": 0.0, "seed": 4}}
+    again, key_again, loaded = cached_classifier("f", lambda key: nn.Linear(2, 2), data,
+                                                 config={"data": "halfplane"}, steps=3,
+                                                 lr=0.05, seed=4, verbose=False)
+    assert loaded and calls == [1] and key_again == key  # loading never builds the data
+    assert torch.equal(again.weight, first.weight)
+    with seeded(4):
+        untrained = nn.Linear(2, 2)
+    assert not torch.equal(untrained.weight, first.weight)  # trained from that start
+    other, _, loaded = cached_classifier("f", lambda key: nn.Linear(2, 2), (X, Y),
+                                         config={"data": "halfplane"}, steps=3, lr=0.05,
+                                         seed=5, verbose=False)
+    assert not loaded  # another seed, another key
+
+
+def test_cached_lan_trains_once_then_loads(root):
+    model = nn.Linear(2, 2)
+    build = lambda key: MLPMaskNet((2,), hidden=(3,))  # noqa: E731
+    options = dict(explains={"f": 1}, config={"lan": "mlp"}, beta=0.1, steps=2, seed=1,
+                   batch_size=8, verbose=False)
+    lan, loaded = cached_lan("lan", model, build, lambda: X, noise.constant(0.0), **options,
+                             loss="mse")
+    assert not loaded and not lan.training
+    with seeded(1):
+        untrained = build(None)
+    assert not torch.equal(untrained.net[1].weight, lan.net[1].weight)
+    again, loaded = cached_lan("lan", model, build, X, noise.constant(0.0), **options,
+                               loss="mse")
+    assert loaded and torch.equal(again.net[1].weight, lan.net[1].weight)
+    _, loaded = cached_lan("lan", model, build, X, noise.constant(0.0), **options)
+    assert not loaded  # the fit options are part of the key

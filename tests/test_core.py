@@ -1,5 +1,7 @@
 """Unit tests of the corruption, the noise, the losses, the objective and the metrics."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -132,6 +134,48 @@ def test_upsample_mask_broadcasts_channels_and_interpolates_space():
         lanlib.upsample_mask(torch.rand(2, 4, 4), torch.Size((2, 3, 16, 16)))
 
 
+@pytest.mark.parametrize("smooth, expected", [
+    (True, [0.0, 0.25, 0.75, 1.0]),  # linear interpolation between the element centres
+    (False, [0.0, 0.0, 1.0, 1.0]),  # each coarse element becomes a block
+])
+def test_upsample_mask_interpolates_smoothly_or_by_blocks(smooth, expected):
+    line = torch.tensor([[[0.0, 1.0]]])  # (N, C, L)
+    out = lanlib.upsample_mask(line, torch.Size((1, 2, 4)), smooth=smooth)
+    assert out.tolist() == [[expected, expected]]
+    square = lanlib.upsample_mask(line.reshape(1, 1, 1, 2), torch.Size((1, 1, 2, 4)),
+                                  smooth=smooth)
+    assert square.tolist() == [[[expected, expected]]]
+    cube = lanlib.upsample_mask(line.reshape(1, 1, 1, 1, 2), torch.Size((1, 1, 1, 1, 4)),
+                                smooth=smooth)
+    assert cube.flatten().tolist() == expected
+    assert lanlib.upsample_mask(line, torch.zeros(1, 2, 4)).flatten().tolist() == [
+        0.0, 0.25, 0.75, 1.0] * 2  # smooth by default; a tensor gives its shape
+
+
+def test_upsample_mask_keeps_a_full_size_mask_and_refuses_four_spatial_dimensions():
+    mask = torch.rand(2, 1, 3)
+    assert torch.equal(lanlib.upsample_mask(mask, torch.Size((2, 1, 3))), mask)
+    flat = torch.rand(2, 1)
+    assert torch.equal(lanlib.upsample_mask(flat, torch.Size((2, 5))), flat.expand(2, 5))
+    with pytest.raises(ValueError, match="over 4 spatial dimensions"):
+        lanlib.upsample_mask(torch.rand(1, 1, 1, 1, 1, 1), torch.Size((1, 1, 2, 2, 2, 2)))
+
+
+def test_frozen_restores_the_mode_of_every_submodule_as_it_was():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Dropout(0.5), nn.Linear(3, 3)))
+    model.train()
+    model[1][0].eval()  # one submodule in eval mode inside a model in training mode
+    with lanlib.frozen(model) as inside:
+        assert inside is model
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, True, False, True]
+    model.eval()
+    model[0].train()
+    with lanlib.frozen(model):
+        pass
+    assert [m.training for m in model.modules()] == [False, True, False, False, False]
+
+
 def test_frozen_restores_mode_and_flags_even_when_the_body_raises():
     model = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5), nn.Linear(3, 2))
     model.train()
@@ -213,3 +257,103 @@ def test_faithfulness_scores_every_fill_and_ranks_the_truth_first():
     assert lanlib.metrics.faithfulness(task.model, task.inputs, truth, fills, steps=8) == right
     with pytest.raises(ValueError, match="fills is empty"):
         lanlib.metrics.faithfulness(task.model, task.inputs, truth, {})
+
+
+def test_check_inputs_takes_batched_finite_floats_and_detaches_them():
+    from lanlib.core import check_inputs
+
+    x = torch.rand(1, 1, requires_grad=True)
+    out = check_inputs(x)
+    assert torch.equal(out, x) and not out.requires_grad
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got list"):
+        check_inputs([[0.0]])
+    with pytest.raises(TypeError, match="floating point, got torch.int64"):
+        check_inputs(torch.zeros(2, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"batched \(N, ...\), got shape \(3,\)"):
+        check_inputs(torch.zeros(3))
+    for empty in (torch.zeros(0, 3), torch.zeros(3, 0)):
+        with pytest.raises(ValueError, match="inputs are empty"):
+            check_inputs(empty)
+    with pytest.raises(ValueError, match="1 of 4 values are NaN or infinite; clean"):
+        check_inputs(torch.tensor([[0.0, 1.0], [float("inf"), 2.0]]))
+
+
+def test_check_mask_takes_the_closed_unit_interval_only():
+    from lanlib.core import check_mask
+
+    x = torch.zeros(2, 3)
+    edges = torch.tensor([[0.0, 1.0, 0.5], [1.0, 0.0, 1.0]])
+    assert check_mask(edges, x) is edges
+    assert check_mask(torch.ones(2, 1), x).shape == (2, 1)  # broadcasts
+    for bad in (-1e-6, 1 + 1e-6, float("nan")):
+        with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+            check_mask(torch.full((2, 3), bad), x)
+    with pytest.raises(TypeError, match="the LAN's output must be a tensor, got float"):
+        check_mask(0.5, x, source="the LAN's output")
+    with pytest.raises(ValueError, match="does not broadcast"):
+        check_mask(torch.ones(2, 2), x)
+
+
+def test_checks_of_numbers_draw_their_boundaries_where_the_docs_say():
+    import numpy as np
+
+    from lanlib import core
+
+    assert core.check_trade_off(0.5, None) == (0.5, None)
+    assert core.check_trade_off(None, np.float32(0.25)) == (None, 0.25)
+    with pytest.raises(ValueError, match="got neither"):
+        core.check_trade_off(None, None)
+    with pytest.raises(ValueError, match="got both"):
+        core.check_trade_off(1.0, 1.0)
+    assert core.check_tv(0) == 0.0 and isinstance(core.check_tv(0), float)
+    for bad in (-0.1, math.inf, True, "0"):
+        with pytest.raises(ValueError, match="tv must be a number >= 0"):
+            core.check_tv(bad)
+    assert core.check_positive("lr", 1e-12) == 1e-12
+    for bad in (0, -1.0, math.inf, math.nan, True, None):
+        with pytest.raises(ValueError, match="lr must be a positive number"):
+            core.check_positive("lr", bad)
+    assert core.check_steps(1) == 1 and type(core.check_steps(np.int64(3))) is int
+    for bad in (0, -2, True, 2.0):
+        with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+            core.check_steps(bad)
+    assert core.check_seed(None) is None
+    assert core.check_seed(2**64 - 1) == 2**64 - 1 and core.check_seed(-(2**63)) == -(2**63)
+    assert type(core.check_seed(np.int64(5))) is int
+    for bad in (2**64, -(2**63) - 1):
+        with pytest.raises(ValueError, match="fit in 64 bits"):
+            core.check_seed(bad)
+    for bad in (True, 1.7, "3"):
+        with pytest.raises(TypeError, match="integer or None"):
+            core.check_seed(bad)
+    assert core.check_hyper(None, 0.5, 3, 0.1) == (None, 0.5, 3, 0.1)
+    with pytest.raises(TypeError, match="must be a torch.nn.Module, got function"):
+        core.check_module("model", lambda x: x)
+
+
+def test_model_output_needs_one_row_per_input():
+    from lanlib.core import model_output
+
+    x = torch.rand(3, 2)
+    assert model_output(nn.Linear(2, 1), x).shape == (3, 1)
+    with pytest.raises(TypeError, match="tensor of outputs"):
+        model_output(_Tuple(), x)
+    with pytest.raises(ValueError, match=r"returned shape \(\) for 3 inputs"):
+        model_output(_Sum(), x)
+    with pytest.raises(ValueError, match=r"returned shape \(2,\) for 3 inputs"):
+        model_output(_Two(), x)
+
+
+class _Tuple(nn.Module):
+    def forward(self, x):
+        return x, x
+
+
+class _Sum(nn.Module):
+    def forward(self, x):
+        return x.sum()
+
+
+class _Two(nn.Module):
+    def forward(self, x):
+        return x[:2, 0]

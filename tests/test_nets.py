@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from lanlib import seeded
 from lanlib.nets import CoarseMaskNet, ConvMaskNet, MLPMaskNet
@@ -18,6 +19,30 @@ def test_mlp_mask_net_shapes_and_shared_channels():
         lan(torch.rand(4, 3, 9, 9))
 
 
+def test_mlp_mask_net_reshapes_its_last_layer_into_the_mask_shape():
+    lan = MLPMaskNet([2, 3], hidden=(), mask_shape=[1, 3])  # lists are taken as shapes
+    assert lan.input_shape == (2, 3) and lan.mask_shape == (1, 3)
+    last = lan.net[1]
+    assert (last.in_features, last.out_features) == (6, 3)  # no hidden layer: 6 -> 3
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([-1.0, 0.0, 2.0]))
+    expected = torch.sigmoid(torch.tensor([-1.0, 0.0, 2.0])).reshape(1, 1, 3).expand(4, 1, 3)
+    torch.testing.assert_close(lan(torch.rand(4, 2, 3)), expected)
+    # the same number of elements in another shape is refused, not silently reshaped
+    with pytest.raises(ValueError, match=r"built for inputs \(2, 3\) per sample, got \(3, 2\)"):
+        lan(torch.rand(4, 3, 2))
+
+
+def test_mlp_mask_net_hidden_layers_are_leaky():
+    lan = MLPMaskNet((2,), hidden=(4, 3), negative_slope=0.2)
+    widths = [(m.in_features, m.out_features) for m in lan.net if isinstance(m, nn.Linear)]
+    assert widths == [(2, 4), (4, 3), (3, 2)]
+    slopes = [m.negative_slope for m in lan.net if isinstance(m, nn.LeakyReLU)]
+    assert slopes == [0.2, 0.2] and isinstance(lan.net[-1], nn.Sigmoid)
+    assert MLPMaskNet((2,)).net[2].negative_slope == 0.01
+
+
 def test_coarse_mask_net_predicts_a_coarse_grid_and_upsamples_it():
     lan = CoarseMaskNet((3, 16, 16), hidden=(8,), mask_size=4)
     assert lan.mlp.mask_shape == (1, 4, 4)
@@ -29,6 +54,23 @@ def test_coarse_mask_net_predicts_a_coarse_grid_and_upsamples_it():
     coarse = lan.mlp(x - 0.5)
     blocks = torch.nn.functional.avg_pool2d(m, 4)
     assert (blocks - coarse).abs().max() < 0.25
+
+
+def test_coarse_mask_net_centres_its_input_and_interpolates_bilinearly():
+    lan = CoarseMaskNet((1, 4, 4), hidden=(), mask_size=2)
+    last = lan.mlp.net[1]  # 16 pixels -> 2 x 2 coarse values
+    p = torch.tensor([0.2, 0.6, 0.2, 0.6])
+    with torch.no_grad():
+        last.weight.zero_()
+        last.weight[0] = 1.0  # the first coarse value reads the sum of the centred pixels
+        last.bias.copy_(torch.log(p / (1 - p)))
+    grey = torch.full((1, 1, 4, 4), 0.5)  # centred: all zero, so the first value stays 0.2
+    row = [0.2, 0.3, 0.5, 0.6]  # 0.2 and 0.6 interpolated between the element centres
+    torch.testing.assert_close(lan(grey), torch.tensor(row).expand(1, 1, 4, 4))
+    # a bright image drives the first coarse value to 1 (and the clamp keeps it there)
+    bright = lan(torch.ones(1, 1, 4, 4)).detach()
+    assert float(bright[0, 0, 0, 0]) == pytest.approx(1.0, abs=2e-3)
+    assert float(bright.max()) <= 1.0 and float(bright[0, 0, 3, 3]) == pytest.approx(0.6)
 
 
 def test_coarse_mask_net_defaults():
