@@ -24,8 +24,10 @@ Hidden states are read and replaced through forward hooks on ``modules``: the mo
 whose output is hidden state k is ``modules[k]`` (e.g. the embedding, then each block
 of a transformer; :attr:`lanlib.models.transformer.TransformerClassifier.stages`).
 
-Example (a model that reads only position 0 of three; the learned baseline can stand in
-for position 0 on some inputs, so only those lose it):
+The example below explains a model that reads only position 0 of three; the learned
+baseline can stand in for position 0 on some inputs, so only those lose it.
+
+Example:
     >>> import torch
     >>> from torch import nn
     >>> from lanlib import diffmask

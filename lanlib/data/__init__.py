@@ -1,4 +1,5 @@
-"""Datasets for the book: MNIST, translated MNIST, CIFAR-10, 20 Newsgroups, ImageNet photos.
+"""Datasets for the book: MNIST, translated MNIST, CIFAR-10, 20 Newsgroups, ImageNet photos,
+and selective-dependence tasks built on MNIST or tokens (:mod:`lanlib.data.sdc`).
 
 Every loader returns tensors and finds its files the same way: first in the data
 root (:func:`data_root`: the ``root`` argument, ``$LANLIB_DATA_DIR``, the
@@ -34,6 +35,7 @@ from .newsgroups import (
     strip_quotes,
     tokenize,
 )
+from .sdc import SDC, mnist_sdc, segment_truth, token_sdc
 from .translated import (
     TranslatedStream,
     allowed_positions,
@@ -53,6 +55,7 @@ __all__ = [
     "DataNotFoundError",
     "MNIST_URLS",
     "PACKAGE_PHOTO_LABELS",
+    "SDC",
     "TranslatedStream",
     "UnsafeArchiveError",
     "Vocabulary",
@@ -64,13 +67,16 @@ __all__ = [
     "load_mnist",
     "load_newsgroups",
     "load_translated_mnist",
+    "mnist_sdc",
     "package_photos",
     "place_everywhere",
+    "segment_truth",
     "shrink_digits",
     "stop_words",
     "strip_footer",
     "strip_headers",
     "strip_quotes",
+    "token_sdc",
     "tokenize",
     "translate_digits",
     "translated_loader",
