@@ -45,11 +45,13 @@ __all__ = ["ACTIONS", "COLOURS", "GAME", "INSTALL_HINT", "OBJECTS", "Agent", "Ga
            "plot_curve", "plot_strip", "policy_kl",
            "random_scores", "require_minatar", "without"]
 
+#: The MinAtar game the chapter plays.
 GAME = "breakout"
 #: MinAtar Breakout's planes, in channel order.
 OBJECTS = ("paddle", "ball", "trail", "brick")
 #: The minimal action set, as MinAtar names it ('n', 'l', 'r').
 ACTIONS = ("stay", "left", "right")
+#: What to do when MinAtar is missing (the errors and the tests' skips say it).
 INSTALL_HINT = ("this chapter needs MinAtar: pip install 'minatar>=1.0.15' (or install the "
                 "book with its 'chapters' extra)")
 #: A colour per object plane, for the frames (drawn on black).
