@@ -74,9 +74,9 @@ TIMINGS: dict[str, Timing] = {
     "04_newsgroups": Timing(quick_cpu=1.3, full_cpu=93, full_cpu_measured=True),
     "05_imagenet": Timing(quick_cpu=1.7, full_cpu=2700, full_cpu_measured=False),
     "06_tank_story": Timing(quick_cpu=3.9, full_cpu=35, full_cpu_measured=False),
-    "07_diffmask": Timing(quick_cpu=2.0, full_cpu=15, full_cpu_measured=False),
-    "08_attention": Timing(quick_cpu=1.5, full_cpu=12, full_cpu_measured=True),
-    "09_rl": Timing(quick_cpu=1.0, full_cpu=180, full_cpu_measured=False),
+    "07_diffmask": Timing(quick_cpu=1.4, full_cpu=15, full_cpu_measured=False),
+    "08_attention": Timing(quick_cpu=0.9, full_cpu=12, full_cpu_measured=True),
+    "09_rl": Timing(quick_cpu=0.8, full_cpu=180, full_cpu_measured=False),
 }
 
 
