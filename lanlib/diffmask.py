@@ -119,6 +119,13 @@ class DiffMask(nn.Module):
         if len(states) < self.layer + 1:
             raise ValueError(f"the probe at layer {self.layer} reads {self.layer + 1} hidden "
                              f"states, got {len(states)}")
+        dim = self.baseline.shape[0]
+        for k, h in enumerate(states[:self.layer + 1]):
+            if h.dim() != 3 or h.shape[-1] != dim:
+                raise ValueError(
+                    f"hidden state {k} has shape {tuple(h.shape)}, but this probe reads "
+                    f"(N, L, {dim}): build DiffMask with dim= the width of the hidden states "
+                    "of the modules given")
         return sum(reader(h) for reader, h in zip(self.readers, states, strict=False))
 
     def noise(self, inputs: torch.Tensor, generator: torch.Generator | None = None

@@ -89,3 +89,11 @@ def test_hindsight_counts_by_hand():
     assert chapter.sequence_auroc(torch.tensor([[0.0, 0, 0, 1, 0]]),
                                   chapter.DigitQueries(None, None, torch.tensor(
                                       [[False, False, False, True, False]]))) == 1.0
+
+
+def test_a_probe_of_the_wrong_width_says_so():
+    embed = nn.Identity()
+    model = nn.Sequential(embed, nn.Flatten(1), nn.Linear(9, 2))
+    with pytest.raises(ValueError, match=r"hidden state 0 has shape \(8, 3, 3\).*\(N, L, 4\)"):
+        diffmask.fit_diffmask(model, [embed], diffmask.DiffMask(dim=4, layer=0),
+                              torch.randn(8, 3, 3), max_distortion=0.1, steps=2, progress=False)
