@@ -315,15 +315,17 @@ def cached_lan(
         device: where to train and where the LAN is returned. Default CPU.
         root (str | PathLike | None): data root; default :func:`lanlib.data.data_root`.
         verbose (bool): print whether it was loaded or trained. Default True.
-        **fit_options: further JSON-serialisable options of :func:`lanlib.fit_lan`
-            (e.g. ``loss="mse"``); they are part of the key.
+        **fit_options: further options of :func:`lanlib.fit_lan` (e.g. ``loss="mse"``);
+            they are part of the key, except callables (a ``loss`` function), which,
+            like the noise, cannot be hashed: describe those in ``config``.
 
     Returns:
         tuple: the LAN (eval mode, on ``device``) and whether it was loaded.
     """
     key = {"explains": dict(explains), **dict(config),
            "fit": {"beta": beta, "steps": steps, "lr": lr, "batch_size": batch_size,
-                   "seed": seed, **fit_options}}
+                   "seed": seed,
+                   **{k: v for k, v in fit_options.items() if not callable(v)}}}
 
     def make(cfg):
         with seeded(seed):

@@ -205,3 +205,10 @@ def test_cached_lan_trains_once_then_loads(root):
     assert loaded and torch.equal(again.net[1].weight, lan.net[1].weight)
     _, loaded = cached_lan("lan", model, build, X, noise.constant(0.0), **options)
     assert not loaded  # the fit options are part of the key
+    mse = torch.nn.functional.mse_loss
+    function, loaded = cached_lan("lan-fn", model, build, X, noise.constant(0.0), **options,
+                                  loss=lambda ref, out: mse(out, ref, reduction="none").sum(1))
+    assert not loaded  # a loss function trains (it is described in config, not hashed)
+    _, loaded = cached_lan("lan-fn", model, build, X, noise.constant(0.0), **options,
+                           loss=lambda ref, out: mse(out, ref, reduction="none").sum(1))
+    assert loaded

@@ -28,8 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as fn
 
-from ..cache import load_or_train
-from ..fit import fit_lan
+from ..cache import cached_lan, load_or_train
 from ..loop import seeded
 from ..models.qnet import QNet
 from ..nets import MLPMaskNet
@@ -222,21 +221,15 @@ def load_lan(qnet: nn.Module, pool: torch.Tensor, *, temperature: float,
     with constant noise 0 and :func:`policy_kl` at ``temperature`` as L_F. The cache key
     holds ``explains`` (the agent's DQN config), the pool's size and every setting.
     """
-    key = {"explains": dict(explains), "pool": len(pool), "temperature": round(temperature, 6),
-           "hidden": list(hidden), "beta": beta, "steps": steps, "lr": lr, "seed": seed,
-           "noise": "constant 0", "loss": "policy_kl"}
-
-    def build(cfg):
-        with seeded(seed):
-            return MLPMaskNet((len(OBJECTS), 10, 10), hidden=tuple(cfg["hidden"]),
-                              mask_shape=(1, 10, 10))
-
-    def fit(lan, cfg):
-        fit_lan(qnet, lan, pool, constant(0.0), beta=beta, steps=steps, lr=lr,
-                loss=policy_kl(temperature), seed=seed, progress=False, device=device)
-
-    lan, loaded = load_or_train(name, key, build, fit)
-    return lan.cpu().eval(), loaded
+    config = {"pool": len(pool), "hidden": list(hidden), "noise": "constant 0",
+              "loss": "policy_kl", "temperature": round(temperature, 6)}
+    lan, loaded = cached_lan(
+        name, qnet,
+        lambda cfg: MLPMaskNet((len(OBJECTS), 10, 10), hidden=tuple(cfg["hidden"]),
+                               mask_shape=(1, 10, 10)),
+        pool, constant(0.0), explains=explains, config=config, beta=beta, steps=steps,
+        lr=lr, seed=seed, device=device, loss=policy_kl(temperature))
+    return lan.cpu(), loaded
 
 
 class Played(NamedTuple):
