@@ -10,8 +10,8 @@ baseline vector b. The probe and b minimise the expected number of open gates
 (expected L0) subject to the divergence between F's output and its output after
 masking staying below m, through the Lagrangian
 ``-S + λ (D - m)`` with ``S`` the expected share of gates closed (:func:`lanlib.objective`
-with ``gates=`` and ``max_distortion=``) and ``λ`` ascended by gradient (:mod:`lanlib.fit`'s
-multiplier).
+with ``gates=`` and ``max_distortion=``) and ``λ >= 0`` ascended by gradient (see
+:func:`fit_diffmask` for why additively, with the gates starting open).
 
 Since the probe sees only what F computed up to layer l, a position it drops is one F
 "knows" it can drop there; per-input search (:func:`lanlib.fit_sample_masks`) has no
@@ -37,9 +37,10 @@ Example:
     ...     _ = model[2].weight.zero_(); _ = model[2].weight[:, :3].copy_(torch.eye(3)[:2] * 4)
     >>> x = torch.cat([torch.randn(256, 3, 2, generator=torch.Generator().manual_seed(0)),
     ...                torch.eye(3).expand(256, 3, 3)[..., :1]], dim=2)  # feature 2: "first?"
+    >>> _ = torch.manual_seed(0)  # the probe's initial weights
     >>> probe = diffmask.DiffMask(dim=3, layer=0)
-    >>> _ = diffmask.fit_diffmask(model, [embed], probe, x, max_distortion=0.05, steps=300,
-    ...                           lr=0.03, multiplier_lr=0.05, seed=0, progress=False)
+    >>> _ = diffmask.fit_diffmask(model, [embed], probe, x, max_distortion=0.05, steps=1000,
+    ...                           lr=0.03, seed=0, progress=False)
     >>> masks = diffmask.masks(model, [embed], probe, x[:64])
     >>> masks.shape
     torch.Size([64, 3])
@@ -60,7 +61,6 @@ from torch import nn
 from tqdm.auto import trange
 
 from .core import check_hyper, check_module, check_positive, objective
-from .fit import _multiplier
 from .gates import resolve as resolve_gates
 from .loop import History, batches, explained, generator, resolve_device
 
@@ -79,48 +79,52 @@ class DiffMask(nn.Module):
     sees everything F computed at that position up to l and nothing later.
 
     Args:
-        dim (int): width D of the hidden states (all layers alike).
+        dim (int or sequence of int): width D of the hidden states, one for all layers,
+            or one per hidden state 0 to ``layer`` (a model whose states differ in width).
         layer (int): the deepest hidden state read, l >= 0.
         target (str): ``"hidden"`` (default): the gates replace positions of hidden state
             l; ``"input"``: they replace positions of hidden state 0 (the embeddings).
         hidden (int): width of each reader's hidden layer. Default 32.
         init (float): the mask logits' initial bias; ``gates.expected_replaced(init)`` is
-            about the share of positions replaced at the start. Default 0.0 (about 17%
-            for the default gates). A very negative start keeps every gate open, where
-            the reward's gradient vanishes.
+            about the share of positions replaced at the start. Default -5.0: every gate
+            open (about 0.1% replaced), as DiffMask's public code starts its gates (a
+            keep-logit bias of +5). A start with gates half closed puts the divergence far
+            above m at the first steps: λ climbs, the gates are driven open together before
+            the probe has learnt which positions matter, and in the saturated gates both
+            gradients nearly vanish (see :func:`fit_diffmask`).
 
     Shape:
         input: a sequence of ``layer + 1`` tensors ``(N, L, D)``; output ``(N, L, 1)``
         mask logits (:mod:`lanlib.gates`' orientation: larger = more replaced).
 
     Attributes:
-        baseline (nn.Parameter (D,)): the vector replacing gated-out positions, learned.
+        baseline (nn.Parameter (D,)): the vector replacing gated-out positions, learned
+            (D: the width of the state replaced; set ``requires_grad_(False)`` to fix it).
         replaces (int): the index of the hidden state the gates act on.
     """
 
-    def __init__(self, dim: int, layer: int, target: str = "hidden", hidden: int = 32,
-                 init: float = 0.0):
+    def __init__(self, dim: int | Sequence[int], layer: int, target: str = "hidden",
+                 hidden: int = 32, init: float = -5.0):
         super().__init__()
         if target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-        if layer < 0 or dim < 1 or hidden < 1:
-            raise ValueError(f"need layer >= 0, dim >= 1 and hidden >= 1, got {layer}, {dim}, "
-                             f"{hidden}")
-        self.layer, self.target = int(layer), target
+        dims = [dim] * (layer + 1) if isinstance(dim, int) else [int(d) for d in dim]
+        if layer < 0 or hidden < 1 or len(dims) != layer + 1 or min(dims) < 1:
+            raise ValueError(f"need layer >= 0, hidden >= 1 and dim >= 1 (one, or one per "
+                             f"state 0 to layer), got {layer}, {hidden} and {dim}")
+        self.layer, self.target, self.dims = int(layer), target, dims
         self.replaces = self.layer if target == "hidden" else 0
         self.readers = nn.ModuleList(
-            nn.Sequential(nn.Linear(dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
-            for _ in range(self.layer + 1))
+            nn.Sequential(nn.Linear(d, hidden), nn.Tanh(), nn.Linear(hidden, 1)) for d in dims)
         with torch.no_grad():
             self.readers[0][-1].bias.fill_(init)
-        self.baseline = nn.Parameter(torch.zeros(dim))
+        self.baseline = nn.Parameter(torch.zeros(dims[self.replaces]))
 
     def forward(self, states: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(states) < self.layer + 1:
             raise ValueError(f"the probe at layer {self.layer} reads {self.layer + 1} hidden "
                              f"states, got {len(states)}")
-        dim = self.baseline.shape[0]
-        for k, h in enumerate(states[:self.layer + 1]):
+        for k, (h, dim) in enumerate(zip(states, self.dims, strict=False)):
             if h.dim() != 3 or h.shape[-1] != dim:
                 raise ValueError(
                     f"hidden state {k} has shape {tuple(h.shape)}, but this probe reads "
@@ -191,7 +195,7 @@ def fit_diffmask(
     max_distortion: float,
     steps: int = 1000,
     lr: float = 1e-3,
-    multiplier_lr: float = 0.01,
+    multiplier_lr: float = 0.3,
     batch_size: int = 64,
     loss="kl",
     gates="hard_concrete",
@@ -207,10 +211,24 @@ def fit_diffmask(
     Each step: F runs on a batch and its hidden states are read (no gradients); the
     probe predicts gate logits from states 0 to ``probe.layer``; one sample of the gates
     replaces positions of state ``probe.replaces`` by the baseline; F runs on from there.
-    The loss is :func:`lanlib.objective`'s constrained form with one Lagrange multiplier
-    ``λ = exp(ρ)`` for all inputs (as :func:`lanlib.fit_lan`'s): Adam descends the probe and
-    the baseline on ``-S + λ (D - m)``, where S is the batch's expected share of closed
-    gates (one minus the expected L0 per position), and a second Adam ascends ρ.
+    The loss is :func:`lanlib.objective`'s constrained form with one Lagrange multiplier λ
+    for all inputs: Adam descends the probe and the baseline on ``-S + λ (D - m)``, where
+    S is the batch's expected share of closed gates (one minus the expected L0 per
+    position), and RMSprop ascends λ itself, which is then kept at or above 0.
+
+    Why λ is ascended additively here, and not as ``exp(ρ)`` as in :func:`lanlib.fit_lan`:
+    the gates saturate. A gate pushed far open (or closed) gives almost no gradient, to
+    the divergence (its samples are exactly 1) or to the reward (the closed-form
+    probability is flat there), so a probe that has been driven to keep everything stays
+    there. With ``exp(ρ)`` the multiplier changes by a factor per step: after a stretch
+    of steps within the bound it is tiny and takes tens of steps to come back when the
+    gates then close too far, and after a violation it is huge and keeps every gate open
+    long after; either way the gates saturate before the probe has learnt which
+    positions matter (measured on the known-answer model of ``tests/test_diffmask.py``,
+    where it kept every position). An additive λ is 0 while the bound holds, so the
+    reward alone closes the gates, and responds within a few steps to a violation.
+    Together with gates that start open (:class:`DiffMask`'s ``init``), the probe learns
+    what to keep while the divergence is small, as DiffMask's public code does.
 
     Args:
         model (nn.Module): F (frozen during the call, restored after).
@@ -223,7 +241,7 @@ def fit_diffmask(
             for ``"kl"``).
         steps (int): optimisation steps. Default 1000.
         lr (float): Adam rate of the probe and the baseline. Default 1e-3.
-        multiplier_lr (float): Adam rate of ρ, > 0. Default 0.01.
+        multiplier_lr (float): RMSprop rate of λ, > 0. Default 0.3.
         batch_size (int): inputs per step. Default 64.
         loss (str or callable): the divergence, as for :func:`lanlib.objective`. Default "kl".
         gates (str or HardConcrete): the gates. Default ``"hard_concrete"`` (the paper's).
@@ -251,7 +269,8 @@ def fit_diffmask(
     stream = batches(data, batch_size, gen, device)
     probe.to(device).train()
     optimiser = torch.optim.Adam(probe.parameters(), lr=lr)
-    rho, ascent = _multiplier(max_distortion, (), multiplier_lr, device, torch.float32)
+    multiplier = torch.ones((), device=device, requires_grad=True)  # λ, starts at 1
+    ascent = torch.optim.RMSprop([multiplier], lr=multiplier_lr, maximize=True)
     records = []
     with explained(model, device):
         for _ in trange(steps, disable=not progress, desc="fit_diffmask"):
@@ -262,13 +281,15 @@ def fit_diffmask(
             terms = objective(_Replacing(model, modules[probe.replaces], x),
                               states[probe.replaces], logits, probe.noise, loss=loss,
                               reference=reference, generator=gen,
-                              max_distortion=max_distortion, multiplier=rho.exp(), gates=gates)
+                              max_distortion=max_distortion, multiplier=multiplier, gates=gates)
             total = terms["objective"].mean()
             optimiser.zero_grad(set_to_none=True)
             ascent.zero_grad(set_to_none=True)
             total.backward()
             optimiser.step()
             ascent.step()
+            with torch.no_grad():
+                multiplier.clamp_(min=0.0)  # λ >= 0, and 0 while the bound holds
             records.append({k: v.detach().mean() for k, v in terms.items()})
     probe.eval()
     if history is not None:

@@ -74,6 +74,7 @@ ALLOWED: dict[str, dict[str, str]] = {
         "0.5 is chance": "the AUROC of a ranking that knows nothing, by definition",
     },  # end 06_tank_story
     "07_diffmask": {
+        "20 Newsgroups": "the dataset's name, not a result",
     },  # end 07_diffmask
     "08_attention": {
         "0.5 is chance": "the AUROC of a ranking that knows nothing, by definition",

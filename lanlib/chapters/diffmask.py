@@ -1,8 +1,10 @@
 """Chapter 07 (``notebooks/07_diffmask``): DiffMask on a task whose answer is known.
 
 The chapter's own code: the digit-query task (after DiffMask's toy task), the
-classifier and the probes trained once and cached, the scores against the truth,
-the hindsight-bias count and the chapter's figures. The method is
+classifier and the probes trained once and cached, the interventions that test the
+truth, the scores against it, the hindsight-bias count and the chapter's figures; and
+chapter 04's DAN read word by word (:class:`DANWords`), with its probes and the
+measures that compare them with chapter 04's LAN. The method is
 :mod:`lanlib.diffmask`, the model :mod:`lanlib.models.transformer`.
 """
 
@@ -27,9 +29,11 @@ from lanlib.plot import MARKERS, OKABE_ITO, new_figure
 if TYPE_CHECKING:  # matplotlib is imported lazily, when a figure is drawn
     from matplotlib.figure import Figure
 
-__all__ = ["DigitQueries", "FIRST_DIGIT", "digit_queries", "embedding_noise", "hindsight",
-           "masked_effect", "mean_keep", "plot_example", "plot_layers", "position_lan",
-           "sequence_auroc", "train_model", "train_probes"]
+__all__ = ["DANWords", "DigitQueries", "FIRST_DIGIT", "at_words", "delete_words",
+           "deletion_effect", "digit_queries", "embedding_noise", "hindsight", "masked_effect",
+           "mean_keep", "plot_example", "plot_layers", "position_lan", "sequence_auroc",
+           "swap_digits", "top_overlap", "train_dan_probes", "train_model", "train_probes",
+           "word_positions"]
 
 #: Position of the first digit of the sequence: position 0 holds the classification
 #: token, positions 1 and 2 the query (m, n).
@@ -99,12 +103,15 @@ def train_probes(model: TransformerClassifier, explains: Mapping, tokens: torch.
                  ) -> tuple[list[DiffMask], int]:
     """One DiffMask probe per layer 0..K of ``model`` for ``target`` ("input" or "hidden"),
     each trained once and cached (keyed by F's key ``explains`` and the settings); the
-    token ids are given to F as floats, as lanlib's loops take them.
-    Returns the probes and how many were loaded from the cache."""
+    token ids are given to F as floats, as lanlib's loops take them. At layer 0 both
+    targets are the same probe (gates on the embeddings, read from them): it is trained
+    once, as an input probe. Returns the probes and how many were loaded from the cache."""
     dim = model.stages[0].tokens.embedding_dim
     probes, loaded = [], 0
     for layer in range(len(model.stages)):
-        key = {"explains": dict(explains), "layer": layer, "target": target, "dim": dim,
+        which = target if layer else "input"
+        key = {"version": 2, "explains": dict(explains), "layer": layer, "target": which,
+               "dim": dim,
                "max_distortion": max_distortion, "steps": steps, "lr": lr,
                "multiplier_lr": multiplier_lr, "batch_size": batch_size, "seed": seed}
 
@@ -114,7 +121,7 @@ def train_probes(model: TransformerClassifier, explains: Mapping, tokens: torch.
                          batch_size=batch_size, seed=seed, progress=False)
 
         probe, was_loaded = load_or_train(
-            f"diffmask-probe-{target}-{layer}", key,
+            f"diffmask-probe-{which}-{layer}", key,
             lambda k: DiffMask(k["dim"], k["layer"], k["target"]), fit, verbose=False)
         probes.append(probe)
         loaded += was_loaded
@@ -154,9 +161,10 @@ def plot_layers(scores: Mapping[str, Sequence[float]], references: Mapping[str, 
                 kept: Mapping[str, Mapping[str, Sequence[float]]], *, ax=None) -> Figure:
     """The chapter's per-layer figure: left, AUROC against the truth of the input and
     hidden gates per layer (lines) and of the methods without layers (dashed levels);
-    right, the share of relevant and of other digits kept at each layer."""
+    right, the share of relevant and of other digits kept at each layer. The legends sit
+    below the panels, so that they never hide a line."""
     if ax is None:
-        fig = new_figure((10, 3.6))
+        fig = new_figure((10, 5.2))
         axes = fig.subplots(1, 2)
     else:
         axes, fig = ax, ax[0].figure
@@ -168,14 +176,14 @@ def plot_layers(scores: Mapping[str, Sequence[float]], references: Mapping[str, 
     axes[0].axhline(0.5, ls=":", color="grey", label="chance")
     axes[0].set(xlabel="layer l the probe reads up to", ylabel="AUROC against the truth",
                 xticks=layers, ylim=(0.3, 1.02))
-    axes[0].legend(fontsize=8, loc="lower right")
+    axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     for i, (name, shares) in enumerate(kept.items()):
         for style, (which, values) in zip(("-", ":"), shares.items(), strict=True):
             axes[1].plot(layers, values, ls=style, marker=MARKERS[i], color=OKABE_ITO[i],
                          label=f"{name}, {which}")
     axes[1].set(xlabel="layer l the probe reads up to", ylabel="share of digits kept",
                 xticks=layers, ylim=(-0.02, 1.02))
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     return fig
 
 
@@ -243,3 +251,170 @@ def masked_effect(model: TransformerClassifier, tokens: torch.Tensor, masks: tor
     return {"divergence": float(resolve_loss("kl")(reference, out).mean()),
             "agreement": float((out.argmax(1) == reference.argmax(1)).double().mean()),
             "kept": float((masks <= 0.5).double().mean())}
+
+
+# --- The second model: chapter 04's DAN, read word by word -------------------------------
+
+
+class DANWords(nn.Module):
+    """Chapter 04's DAN (:class:`lanlib.models.dan.DAN`) on a document's words as positions.
+
+    The input ``(N, L, 2)`` holds, per position, a word id and its count in the document
+    (count 0 pads). Hidden state 0 (``stages[0]``) is each word's embedding and count
+    ``(N, L, E + 1)``; hidden state 1 (``stages[1]``) appends to it the document's first
+    hidden layer (after its ReLU), ``(N, L, E + 1 + H)``, so a probe reading it sees each
+    word beside what the DAN made of the whole document. A position of state 0 replaced by
+    zeros has count 0: the word is deleted, as chapter 04's noise ``constant(0)`` does.
+    On a document with at most L distinct words the output is the DAN's on its counts.
+    """
+
+    def __init__(self, dan: nn.Module):
+        super().__init__()
+        self.dan = dan
+        self.stages = nn.ModuleList([_WordStates(dan), _DocumentLayer(dan)])
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        state = self.stages[1](self.stages[0](words))
+        return self.dan.mlp[3:](state[:, 0, self.dan.embedding.shape[1] + 1:])
+
+
+class _WordStates(nn.Module):
+    """``(N, L, 2)`` word ids and counts to ``(N, L, E + 1)``: embedding and count."""
+
+    def __init__(self, dan: nn.Module):
+        super().__init__()
+        self.dan = dan
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        ids = words[..., 0].round().long()
+        return torch.cat([self.dan.embedding[ids], words[..., 1:]], dim=-1)
+
+
+class _DocumentLayer(nn.Module):
+    """State 0 to state 1: the DAN's average and first hidden layer, appended per word."""
+
+    def __init__(self, dan: nn.Module):
+        super().__init__()
+        self.dan = dan
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        embedding, counts = state[..., :-1], state[..., -1:]
+        average = (counts * embedding).sum(1) / counts.sum(1).clamp_min(1.0)
+        hidden = self.dan.mlp[:3](average)  # Linear, ReLU, Dropout (off in eval mode)
+        return torch.cat([state, hidden.unsqueeze(1).expand(-1, state.shape[1], -1)], dim=-1)
+
+
+def word_positions(bags, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The documents of ``bags`` (:class:`lanlib.data.newsgroups.BagOfWords`) with at most
+    ``length`` distinct words, as :class:`DANWords` inputs ``(n, length, 2)`` (word id,
+    count; padding has count 0), and their indices in ``bags`` ``(n,)``."""
+    fits = torch.nonzero((bags.distinct() >= 1) & (bags.distinct() <= length)).squeeze(1)
+    words = torch.zeros(len(fits), length, 2)
+    for row, doc in enumerate(fits.tolist()):
+        a, b = int(bags.indptr[doc]), int(bags.indptr[doc + 1])
+        words[row, :b - a, 0] = bags.columns[a:b].float()
+        words[row, :b - a, 1] = bags.values[a:b]
+    return words, fits
+
+
+def train_dan_probes(model: DANWords, explains: Mapping, words: torch.Tensor, *,
+                     max_distortion: float, steps: int, lr: float, multiplier_lr: float,
+                     batch_size: int, seed: int) -> tuple[list[DiffMask], int]:
+    """Input-gate probes for :class:`DANWords` at layers 0 and 1, their baseline fixed at
+    zero (a gated-out word is deleted), each trained once and cached (keyed by the DAN's
+    key ``explains`` and the settings). Returns the probes and how many were loaded."""
+    dims = [s.shape[-1] for s in hidden_states(model, model.stages, words[:1])[1]]
+    probes, loaded = [], 0
+    for layer in range(len(dims)):
+        key = {"version": 2, "explains": dict(explains), "model": "dan-words", "layer": layer,
+               "dims": dims[:layer + 1], "positions": words.shape[1], "n": len(words),
+               "max_distortion": max_distortion, "steps": steps, "lr": lr,
+               "multiplier_lr": multiplier_lr, "batch_size": batch_size, "seed": seed}
+
+        def build(k):
+            probe = DiffMask(k["dims"], k["layer"], "input")
+            probe.baseline.requires_grad_(False)  # zeros: count 0, the word deleted
+            return probe
+
+        def fit(probe, _key):
+            fit_diffmask(model, model.stages, probe, words, max_distortion=max_distortion,
+                         steps=steps, lr=lr, multiplier_lr=multiplier_lr,
+                         batch_size=batch_size, seed=seed, progress=False)
+
+        probe, was_loaded = load_or_train(f"diffmask-dan-probe-{layer}", key, build, fit,
+                                          verbose=False)
+        probes.append(probe)
+        loaded += was_loaded
+    return probes, loaded
+
+
+def at_words(scores: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """Vocabulary-wide scores ``(N, V)`` (e.g. a LAN's importance) at each position's word,
+    ``(N, L)``."""
+    return scores.gather(1, words[..., 0].round().long())
+
+
+def top_overlap(a: torch.Tensor, b: torch.Tensor, words: torch.Tensor, k: int) -> float:
+    """Mean share of the ``k`` words ranked highest by ``a`` that are also in ``b``'s top
+    ``k``, over documents, both rankings over the document's words only (count > 0);
+    a document with fewer than ``k`` words is compared on all its words."""
+    present = words[..., 1] > 0
+    shares = []
+    for sa, sb, p in zip(a, b, present, strict=True):
+        n = min(k, int(p.sum()))
+        top_a = set(sa.masked_fill(~p, -torch.inf).topk(n).indices.tolist())
+        top_b = set(sb.masked_fill(~p, -torch.inf).topk(n).indices.tolist())
+        shares.append(len(top_a & top_b) / n)
+    return float(np.mean(shares))
+
+
+def delete_words(words: torch.Tensor, scores: torch.Tensor, counts: torch.Tensor
+                 ) -> torch.Tensor:
+    """``words`` with, in each document, its ``counts[i]`` words of the lowest ``scores``
+    deleted (count set to 0; padding is never chosen)."""
+    present = words[..., 1] > 0
+    order = scores.masked_fill(~present, torch.inf).argsort(1)
+    chosen = torch.arange(words.shape[1]).expand_as(order) < counts.unsqueeze(1)
+    drop = torch.zeros_like(present).scatter(1, order, chosen)
+    return torch.stack([words[..., 0], words[..., 1] * ~drop], dim=-1)
+
+
+@torch.no_grad()
+def deletion_effect(model: nn.Module, words: torch.Tensor, deleted: torch.Tensor
+                    ) -> dict[str, float]:
+    """F on ``deleted`` against F on ``words``: mean KL divergence (``"divergence"``) and the
+    share of documents whose prediction stays (``"agreement"``)."""
+    reference, out = model(words), model(deleted)
+    return {"divergence": float(resolve_loss("kl")(reference, out).mean()),
+            "agreement": float((out.argmax(1) == reference.argmax(1)).double().mean())}
+
+
+def swap_digits(data: DigitQueries, digits: int, *, relevant: bool, every: bool,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """An intervention on the sequence digits: replace occurrences of m and n
+    (``relevant=True``) or the other digits (``relevant=False``) by a digit that is neither
+    m nor n nor the one replaced, drawn at random; all of them (``every=True``) or one per
+    example. Returns the new tokens, their labels and which examples had a digit to replace.
+
+    Example:
+        >>> data = digit_queries(50, length=8, seed=0)
+        >>> tokens, labels, changed = swap_digits(data, 10, relevant=False, every=True)
+        >>> bool((labels == data.labels).all())  # the other digits never change the answer
+        True
+    """
+    gen = torch.Generator().manual_seed(seed)
+    tokens = data.tokens.clone()
+    candidates = data.relevant.clone() if relevant else ~data.relevant
+    candidates[:, :FIRST_DIGIT] = False
+    changed = candidates.any(1)
+    for row in torch.nonzero(changed).squeeze(1).tolist():
+        where = torch.nonzero(candidates[row]).squeeze(1)
+        if not every:
+            where = where[torch.randint(len(where), (1,), generator=gen)]
+        for pos in where.tolist():
+            banned = {int(tokens[row, 1]), int(tokens[row, 2]), int(tokens[row, pos])}
+            allowed = torch.tensor([d for d in range(digits) if d not in banned])
+            tokens[row, pos] = allowed[torch.randint(len(allowed), (1,), generator=gen)]
+    x, query = tokens[:, FIRST_DIGIT:], tokens[:, 1:3]
+    labels = ((x == query[:, :1]).sum(1) > (x == query[:, 1:]).sum(1)).long()
+    return tokens, labels, changed
