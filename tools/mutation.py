@@ -1,8 +1,9 @@
 """`make mutation`: the mutation score and the branch coverage of lanlib's method modules.
 
 mutmut (configured in pyproject.toml, ``[tool.mutmut]``) copies lanlib to ``mutants/``,
-mutates the method modules and, for each mutant, runs the unit tests that reach the
-mutated function, in a process forked from a warm one (torch is imported once). A
+mutates the method modules and, for each mutant, runs the fastest of the unit tests that
+reach the mutated function (up to ``TEST_BUDGET_S`` seconds of them, see
+:func:`pytest_collection_modifyitems`), in a process forked from a warm one. A
 mutant is *killed* when a test fails (or times out), *survives* when every test passes,
 and has *no tests* when no selected test reaches its function. The score of a module is
 
@@ -10,6 +11,8 @@ and has *no tests* when no selected test reaches its function. The score of a mo
 
 where the equivalents are the surviving mutants listed, each with its reason, in
 ``tests/mutation_equivalents.toml``: mutants that cannot change what the module does.
+Listed mutants whose reason starts with "CPU only" (device placement, which a machine
+without a GPU cannot observe) are counted as surviving, in a column of their own.
 Then the same unit tests run once more under pytest-cov for the branch coverage.
 
     python tools/mutation.py                    # every method module, then coverage
@@ -18,8 +21,7 @@ Then the same unit tests run once more under pytest-cov for the branch coverage.
     python tools/mutation.py --survivors core   # list the surviving mutants of core
 
 Results are kept in ``mutants/`` (ignored by git); ``mutmut show NAME`` prints a
-mutant's diff. One worker: the 2-core machines the project runs on are shared. The
-device placement mutants listed as equivalent are so on a CPU-only machine (see the list).
+mutant's diff. mutmut runs one worker per core.
 Needs Python >= 3.11 (tomllib), as the project's .venv has.
 """
 
@@ -40,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = ("core", "fit", "noise", "losses", "nets", "metrics", "attribution", "loop", "cache")
 EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 TARGET = 90.0
+CPU_ONLY = "CPU only"  # a listed reason that starts so: a survivor here, not an equivalent
+TEST_BUDGET_S = 5.0  # seconds of tests per mutant, fastest first
 
 # mutmut's exit codes of a mutant's test run (mutmut/stats.py), by what they mean here
 KILLED = {1, 3, 24, -24, 36, 152, 255}
@@ -47,19 +51,45 @@ SURVIVED = {0}
 NO_TESTS = {5, 33}
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Run the fastest tests first (pytest plugin: ``-p tools.mutation`` in [tool.mutmut]).
+def pytest_configure(config) -> None:
+    """Build one optimiser before the tests (pytest plugin, like the hook below).
 
-    mutmut stops a mutant's run at the first failing test (``-x``), so a mutant that a
-    quick unit test kills costs that test only, not the minutes of the fits that also
-    reach it. The durations are those of mutmut's clean run (``mutmut-stats.json`` in
-    ``mutants/``, the working directory of its runs); without them the order stays.
+    A process's first ``torch.optim`` optimiser imports ``torch._dynamo``: seconds. In
+    mutmut's fork server this happens once, at its warm-up, instead of in every forked
+    mutant run whose tests train something.
+    """
+    import torch
+
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Run a mutant's fastest tests only (pytest plugin: ``-p tools.mutation`` in [tool.mutmut]).
+
+    The tests that reach the mutated function are ordered fastest first and kept up to
+    :data:`TEST_BUDGET_S` seconds of the durations of mutmut's clean run
+    (``mutmut-stats.json`` in ``mutants/``, the working directory of its runs); at least
+    one is kept. mutmut stops at the first failing test (``-x``), so a killed mutant costs
+    its first failing test; a surviving one costs the budget, not the minutes of every fit
+    that also reaches it. A mutant that only a slower test would catch counts as
+    surviving: the unit tests that matter are the fast ones. The clean and stats runs
+    (no mutant under test) keep every test.
     """
     stats = Path("mutmut-stats.json")
     if not stats.exists():
         return
     seconds = json.loads(stats.read_text("utf-8"))["duration_by_test"]
     items.sort(key=lambda item: seconds.get(item.nodeid, float("inf")))
+    if not os.environ.get("MUTANT_UNDER_TEST", "").startswith("lanlib."):
+        return
+    spent, kept = 0.0, 0
+    for item in items:
+        spent += seconds.get(item.nodeid, TEST_BUDGET_S)
+        if kept and spent > TEST_BUDGET_S:
+            break
+        kept += 1
+    config.hook.pytest_deselected(items=items[kept:])
+    del items[kept:]
 
 
 def _env() -> dict[str, str]:
@@ -82,16 +112,16 @@ def equivalents() -> dict[str, str]:
 
 
 def run_mutants(modules: list[str]) -> None:
-    """Run mutmut on each module in turn; print how long each took."""
-    for module in modules:
-        start = time.perf_counter()
-        done = subprocess.run([_mutmut(), "run", "--max-children", "1", f"lanlib.{module}.*"],
-                              cwd=ROOT, env=_env(), check=False, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
-        if done.returncode != 0:
-            print(f"mutmut failed on lanlib.{module} (exit {done.returncode}):\n"
-                  + "\n".join((done.stdout + done.stderr).splitlines()[-20:]), flush=True)
-        print(f"mutmut ran lanlib.{module} in {seconds:.0f} s", flush=True)
+    """Run mutmut once on every mutant of the modules, one worker per core; print the time."""
+    start = time.perf_counter()
+    done = subprocess.run([_mutmut(), "run", "--max-children", str(os.cpu_count() or 1),
+                           *(f"lanlib.{module}.*" for module in modules)],
+                          cwd=ROOT, env=_env(), check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"mutmut failed (exit {done.returncode}):\n"
+              + "\n".join((done.stdout + done.stderr).splitlines()[-20:]), flush=True)
+    print(f"mutmut ran the mutants of {', '.join(modules)} in "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
 
 
 def results(module: str) -> dict[str, int | None]:
@@ -107,7 +137,7 @@ def classify(code: int | None, name: str, equivalent: dict[str, str]) -> str:
     if code in KILLED:
         return "killed"
     if name in equivalent and code in SURVIVED | NO_TESTS:
-        return "equivalent"
+        return "cpu only" if equivalent[name].startswith(CPU_ONLY) else "equivalent"
     if code in SURVIVED:
         return "survived"
     if code in NO_TESTS:
@@ -115,11 +145,21 @@ def classify(code: int | None, name: str, equivalent: dict[str, str]) -> str:
     return "other"  # segfault, suspicious: counted as not killed
 
 
+COLUMNS = ("total", "killed", "survived", "cpu only", "no tests", "equivalent", "not run")
+
+
+def _row(label: str, counts: Counter) -> tuple[str, float]:
+    """A line of the table and the score of ``counts``: killed / (total - equivalent)."""
+    counted = counts["total"] - counts["equivalent"] - counts["not run"]
+    score = 100.0 * counts["killed"] / counted if counted else float("nan")
+    return f"{label:<12}" + "".join(f"{counts[k]:>10}" for k in COLUMNS) + f"{score:>9.1f}%", \
+        score
+
+
 def report(modules: list[str]) -> bool:
     """Print the per-module table; True if every module measured reaches the target."""
     equivalent = equivalents()
-    header = f"{'module':<12}{'total':>7}{'killed':>8}{'survived':>10}{'no tests':>10}" \
-             f"{'equiv':>7}{'not run':>9}{'score':>8}"
+    header = f"{'module':<12}" + "".join(f"{k:>10}" for k in COLUMNS) + f"{'score':>10}"
     print(header)
     print("-" * len(header))
     ok, known, totals = True, set(), Counter()
@@ -129,17 +169,11 @@ def report(modules: list[str]) -> bool:
         counts = Counter(classify(code, name, equivalent) for name, code in codes.items())
         counts["total"] = len(codes)
         totals.update(counts)
-        counted = counts["total"] - counts["equivalent"] - counts["not run"]
-        score = 100.0 * counts["killed"] / counted if counted else float("nan")
-        ok &= counted > 0 and counts["not run"] == 0 and score >= TARGET
-        print(f"{module:<12}{counts['total']:>7}{counts['killed']:>8}{counts['survived']:>10}"
-              f"{counts['no tests']:>10}{counts['equivalent']:>7}{counts['not run']:>9}"
-              f"{score:>7.1f}%")
-    counted = totals["total"] - totals["equivalent"] - totals["not run"]
-    if counted:
-        print(f"{'all':<12}{totals['total']:>7}{totals['killed']:>8}{totals['survived']:>10}"
-              f"{totals['no tests']:>10}{totals['equivalent']:>7}{totals['not run']:>9}"
-              f"{100.0 * totals['killed'] / counted:>7.1f}%")
+        line, score = _row(module, counts)
+        ok &= counts["not run"] == 0 and score >= TARGET
+        print(line)
+    if totals["total"]:
+        print(_row("all", totals)[0])
     stale = sorted(name for name in equivalent
                    if name.split(".")[1] in modules and name not in known)
     if stale and known:
