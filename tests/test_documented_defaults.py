@@ -23,10 +23,9 @@ def _documented_defaults():
     """``(where, argument, documented value, signature default)`` for literal defaults."""
     for name in MODULES:
         module = importlib.import_module(f"lanlib.{name}")
-        for public, obj in vars(module).items():
-            if public.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
-                continue
-            if not callable(obj):
+        for public in module.__all__:  # the API (a mutation tool's copies are not in it)
+            obj = getattr(module, public)
+            if getattr(obj, "__module__", None) != module.__name__ or not callable(obj):
                 continue
             doc = inspect.getdoc(obj) or ""
             if "Args:" not in doc:
