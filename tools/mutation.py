@@ -152,14 +152,14 @@ def _row(label: str, counts: Counter) -> tuple[str, float]:
     """A line of the table and the score of ``counts``: killed / (total - equivalent)."""
     counted = counts["total"] - counts["equivalent"] - counts["not run"]
     score = 100.0 * counts["killed"] / counted if counted else float("nan")
-    return f"{label:<12}" + "".join(f"{counts[k]:>10}" for k in COLUMNS) + f"{score:>9.1f}%", \
+    return f"{label:<12}" + "".join(f"{counts[k]:>11}" for k in COLUMNS) + f"{score:>9.1f}%", \
         score
 
 
 def report(modules: list[str]) -> bool:
     """Print the per-module table; True if every module measured reaches the target."""
     equivalent = equivalents()
-    header = f"{'module':<12}" + "".join(f"{k:>10}" for k in COLUMNS) + f"{'score':>10}"
+    header = f"{'module':<12}" + "".join(f"{k:>11}" for k in COLUMNS) + f"{'score':>10}"
     print(header)
     print("-" * len(header))
     ok, known, totals = True, set(), Counter()
