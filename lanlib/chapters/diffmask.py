@@ -97,6 +97,17 @@ def train_model(data: DigitQueries, *, config: Mapping, steps: int, lr: float,
                              seed=seed, device=device, verbose=False)
 
 
+def _cached_probe(name: str, key: Mapping, build, model: nn.Module, inputs: torch.Tensor,
+                  **fit_options) -> tuple[DiffMask, bool]:
+    """A probe ``build(key)`` fitted with :func:`lanlib.diffmask.fit_diffmask` on ``model``'s
+    stages, once: later calls load it. Returns it and whether it was loaded."""
+
+    def fit(probe, _key):
+        fit_diffmask(model, model.stages, probe, inputs, progress=False, **fit_options)
+
+    return load_or_train(name, key, build, fit, verbose=False)
+
+
 def train_probes(model: TransformerClassifier, explains: Mapping, tokens: torch.Tensor, *,
                  target: str, max_distortion: float, steps: int, lr: float,
                  multiplier_lr: float, batch_size: int, seed: int
@@ -115,14 +126,11 @@ def train_probes(model: TransformerClassifier, explains: Mapping, tokens: torch.
                "max_distortion": max_distortion, "steps": steps, "lr": lr,
                "multiplier_lr": multiplier_lr, "batch_size": batch_size, "seed": seed}
 
-        def fit(probe, _key):
-            fit_diffmask(model, model.stages, probe, tokens.float(), max_distortion=max_distortion,
-                         steps=steps, lr=lr, multiplier_lr=multiplier_lr,
-                         batch_size=batch_size, seed=seed, progress=False)
-
-        probe, was_loaded = load_or_train(
+        probe, was_loaded = _cached_probe(
             f"diffmask-probe-{which}-{layer}", key,
-            lambda k: DiffMask(k["dim"], k["layer"], k["target"]), fit, verbose=False)
+            lambda k: DiffMask(k["dim"], k["layer"], k["target"]), model, tokens.float(),
+            max_distortion=max_distortion, steps=steps, lr=lr, multiplier_lr=multiplier_lr,
+            batch_size=batch_size, seed=seed)
         probes.append(probe)
         loaded += was_loaded
     return probes, loaded
@@ -336,13 +344,10 @@ def train_dan_probes(model: DANWords, explains: Mapping, words: torch.Tensor, *,
             probe.baseline.requires_grad_(False)  # zeros: count 0, the word deleted
             return probe
 
-        def fit(probe, _key):
-            fit_diffmask(model, model.stages, probe, words, max_distortion=max_distortion,
-                         steps=steps, lr=lr, multiplier_lr=multiplier_lr,
-                         batch_size=batch_size, seed=seed, progress=False)
-
-        probe, was_loaded = load_or_train(f"diffmask-dan-probe-{layer}", key, build, fit,
-                                          verbose=False)
+        probe, was_loaded = _cached_probe(
+            f"diffmask-dan-probe-{layer}", key, build, model, words,
+            max_distortion=max_distortion, steps=steps, lr=lr, multiplier_lr=multiplier_lr,
+            batch_size=batch_size, seed=seed)
         probes.append(probe)
         loaded += was_loaded
     return probes, loaded
