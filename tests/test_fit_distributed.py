@@ -1,6 +1,9 @@
-"""fit_lan under torchrun (DistributedDataParallel, Gloo on the CPU) and its checkpoints.
+"""fit_lan in two processes (DistributedDataParallel, Gloo on the CPU) and its checkpoints.
 
-A LAN of one layer on 32 inputs, twelve steps of eight (tests/_torchrun_job.py).
+A LAN of one layer on 32 inputs, twelve steps of eight (tests/_torchrun_job.py). The two
+ranks are this process and a fork of it, joined as under ``torchrun`` (the launcher itself
+is tested in test_explain_dataset.py): the fork runs this process's lanlib, so mutation
+testing reaches the code that only several processes run.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 
 import lanlib
+from lanlib.fit import _leave_process_group, join_process_group
 
 _spec = importlib.util.spec_from_file_location(
     "_torchrun_job", Path(__file__).with_name("_torchrun_job.py"))
@@ -25,38 +30,57 @@ def _close(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], **TOLERANCE) for k in a)
 
 
-@pytest.fixture(scope="module")
-def two_processes(tmp_path_factory):
-    """What rank 0 of a two-process torchrun of the fit job saved."""
-    result = tmp_path_factory.mktemp("ddp") / "result.pt"
-    done = job.run_job("fit", str(result), processes=2)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return torch.load(result, weights_only=True)
-
-
-def test_two_processes_train_the_lan_one_process_trains(two_processes):
-    one = job.fit()
-    assert _close(two_processes["plain"]["lan"], one["lan"])
+def test_two_processes_train_the_lan_one_process_trains():
+    ranks, one = job.two_ranks(job.fit), job.fit()
+    for rank in ranks:
+        assert _close(rank["lan"], one["lan"])
+        for key, series in one["history"].items():  # the global batch's means, step by step
+            assert torch.allclose(torch.tensor(rank["history"][key]), torch.tensor(series),
+                                  **TOLERANCE), key
     assert not torch.equal(one["lan"]["0.weight"], job.fit_problem()[1].state_dict()["0.weight"])
-    for key, series in one["history"].items():  # the global batch's means, step by step
-        assert torch.allclose(torch.tensor(two_processes["plain"]["history"][key]),
-                              torch.tensor(series), **TOLERANCE), key
 
 
-def test_the_multiplier_follows_the_global_batch(two_processes):
-    one = job.fit(max_distortion=0.05, beta=None)
-    assert _close(two_processes["max_distortion"]["lan"], one["lan"])
-    assert torch.allclose(torch.tensor(two_processes["max_distortion"]["history"]["multiplier"]),
-                          torch.tensor(one["history"]["multiplier"]), **TOLERANCE)
+def test_each_process_gives_f_only_its_share_of_the_batch():
+    assert job.fit()["rows"] == {job.FIT["batch_size"]}
+    for rank in job.two_ranks(job.fit):
+        assert rank["rows"] == {job.FIT["batch_size"] // 2}
 
 
-def test_two_processes_with_a_checkpoint_match_one(two_processes, tmp_path):
-    one = job.fit(tmp_path / "one.pt")
-    assert _close(two_processes["checkpointed"]["lan"], one["lan"])
+def test_the_multiplier_follows_the_global_batch():
+    ranks, one = job.two_ranks(job.fit, max_distortion=0.05, beta=None), job.fit(
+        max_distortion=0.05, beta=None)
+    for rank in ranks:
+        assert _close(rank["lan"], one["lan"])
+        assert torch.allclose(torch.tensor(rank["history"]["multiplier"]),
+                              torch.tensor(one["history"]["multiplier"]), **TOLERANCE)
 
 
-def test_a_batch_the_processes_cannot_share_is_refused(two_processes):
-    assert "multiple of the number of processes, 2" in two_processes["odd_batch"]
+def test_two_processes_with_a_checkpoint_match_one(tmp_path):
+    ranks, one = job.two_ranks(job.fit, tmp_path / "two.pt"), job.fit(tmp_path / "one.pt")
+    for rank in ranks:
+        assert _close(rank["lan"], one["lan"])
+    assert torch.load(tmp_path / "two.pt", weights_only=True)["step"] == job.FIT["steps"]
+
+
+def test_without_a_seed_every_rank_takes_the_one_rank_0_draws():
+    with lanlib.seeded(job.UNSEEDED):  # rank 0's global generator when it draws
+        drawn = int(torch.randint(2**62, (1,)))
+    one = job.fit(seed=drawn)
+    for rank in job.two_ranks(job.unseeded_fit):
+        assert _close(rank["lan"], one["lan"])
+
+
+def test_only_rank_0_shows_a_progress_bar():
+    first, second = job.two_ranks(job.progress_bar)
+    assert "fit_lan" in first
+    assert second == ""
+
+
+def test_a_batch_the_processes_cannot_share_and_gates_are_refused():
+    for message in job.two_ranks(job.refusal, batch_size=7):
+        assert "multiple of the number of processes, 2" in message
+    for message in job.two_ranks(job.refusal, gates="hard_concrete"):
+        assert "gates are not supported by fit_lan under several processes" in message
 
 
 def test_a_killed_training_resumes_from_its_checkpoint(tmp_path):
@@ -95,4 +119,43 @@ def test_a_checkpoint_of_another_run_or_without_a_seed_is_refused(tmp_path):
 def test_fit_lan_alone_leaves_torch_distributed_alone():
     job.fit()
     assert not torch.distributed.is_initialized()
-    assert lanlib.fit_lan.__kwdefaults__["checkpoint"] is None
+
+
+LAUNCHER = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK")
+
+
+def test_alone_or_launched_as_one_process_nothing_is_joined(monkeypatch):
+    for name in LAUNCHER:
+        monkeypatch.delenv(name, raising=False)
+    cpu = torch.device("cpu")
+    assert join_process_group(cpu) == (0, 1, cpu)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # an incomplete launcher's variables: alone
+    assert join_process_group(cpu) == (0, 1, cpu)
+    for name, value in zip(LAUNCHER, ("0", "1", "127.0.0.1", "29500", "0"), strict=True):
+        monkeypatch.setenv(name, value)
+    assert join_process_group(cpu) == (0, 1, cpu)
+    assert not dist.is_initialized()
+
+
+def test_a_torch_without_distributed_runs_alone_under_a_launcher(monkeypatch):
+    for name, value in zip(LAUNCHER, ("1", "2", "127.0.0.1", "29500", "1"), strict=True):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(dist, "is_available", lambda: False)
+    assert join_process_group(torch.device("cpu")) == (0, 1, torch.device("cpu"))
+
+
+def test_a_launched_bare_cuda_device_becomes_the_local_rank(monkeypatch):
+    for name, value in zip(LAUNCHER, ("0", "1", "127.0.0.1", "29500", "3"), strict=True):
+        monkeypatch.setenv(name, value)
+    assert join_process_group(torch.device("cuda"))[2] == torch.device("cuda", 3)
+    assert join_process_group(torch.device("cuda", 1))[2] == torch.device("cuda", 1)
+    assert join_process_group(torch.device("cpu"))[2] == torch.device("cpu")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert join_process_group(torch.device("cuda"))[2] == torch.device("cuda")
+
+
+def test_leaving_destroys_the_group_once():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    _leave_process_group()
+    assert not dist.is_initialized()
+    _leave_process_group()  # nothing left to leave: no error
