@@ -530,8 +530,8 @@ def fit_lan(
         if checkpoint is None and world == 1:
             history.extend(records)
         else:
-            series = {k: torch.cat([kept[k], v]) if k in kept else v
-                      for k, v in _settled(records, world).items()} or kept
+            # with a checkpoint every record is kept by the last step: kept holds them all
+            series = _settled(records, world) or kept
             history.extend([{k: v[i] for k, v in series.items()}
                             for i in range(len(next(iter(series.values()), [])))])
     return lan

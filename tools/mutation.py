@@ -72,15 +72,21 @@ def pytest_collection_modifyitems(config, items) -> None:
     one is kept. mutmut stops at the first failing test (``-x``), so a killed mutant costs
     its first failing test; a surviving one costs the budget, not the minutes of every fit
     that also reaches it. A mutant that only a slower test would catch counts as
-    surviving: the unit tests that matter are the fast ones. The clean and stats runs
-    (no mutant under test) keep every test.
+    surviving: the unit tests that matter are the fast ones. A mutant listed in
+    ``tests/mutation_equivalents.toml`` runs no test (it survived them when it was listed):
+    it counts as listed. The clean and stats runs (no mutant under test) keep every test.
     """
     stats = Path("mutmut-stats.json")
     if not stats.exists():
         return
     seconds = json.loads(stats.read_text("utf-8"))["duration_by_test"]
     items.sort(key=lambda item: seconds.get(item.nodeid, float("inf")))
-    if not os.environ.get("MUTANT_UNDER_TEST", "").startswith("lanlib."):
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if not mutant.startswith("lanlib."):
+        return
+    if mutant in equivalents():  # listed: its tests pass, that is why it is listed
+        config.hook.pytest_deselected(items=items[:])
+        del items[:]
         return
     spent, kept = 0.0, 0
     for item in items:
