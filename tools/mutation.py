@@ -44,6 +44,7 @@ EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
 TARGET = 90.0
 CPU_ONLY = "CPU only"  # a listed reason that starts so: a survivor here, not an equivalent
 TEST_BUDGET_S = 5.0  # seconds of tests per mutant, fastest first
+FAILURES = ROOT / "mutants" / "failed-tests.txt"  # the failures of mutmut's clean and stats runs
 
 # mutmut's exit codes of a mutant's test run (mutmut/stats.py), by what they mean here
 KILLED = {1, 3, 24, -24, 36, 152, 255}
@@ -98,6 +99,21 @@ def pytest_collection_modifyitems(config, items) -> None:
     del items[kept:]
 
 
+def pytest_runtest_logreport(report) -> None:
+    """Keep why a test failed in mutmut's clean or stats run (pytest plugin).
+
+    mutmut shows none of that run's output, only that it failed; this writes each failure
+    to :data:`FAILURES` (in ``mutants/``, their working directory), which
+    :func:`run_mutants` prints. Mutant runs, and the forced-fail run whose tests fail on
+    purpose, are left out.
+    """
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if report.failed and not mutant.startswith("lanlib.") and mutant != "fail":
+        with open(FAILURES.name, "a", encoding="utf-8") as failures:
+            failures.write(f"{report.nodeid} ({report.when}, {mutant or 'clean'} run)\n"
+                           f"{report.longreprtext}\n\n")
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -120,12 +136,15 @@ def equivalents() -> dict[str, str]:
 def run_mutants(modules: list[str]) -> None:
     """Run mutmut once on every mutant of the modules, one worker per core; print the time."""
     start = time.perf_counter()
+    FAILURES.unlink(missing_ok=True)
     done = subprocess.run([_mutmut(), "run", "--max-children", str(os.cpu_count() or 1),
                            *(f"lanlib.{module}.*" for module in modules)],
                           cwd=ROOT, env=_env(), check=False, capture_output=True, text=True)
     if done.returncode != 0:
-        print(f"mutmut failed (exit {done.returncode}):\n"
-              + "\n".join((done.stdout + done.stderr).splitlines()[-20:]), flush=True)
+        lines = (done.stdout + done.stderr).replace("\r", "\n").splitlines()
+        print(f"mutmut failed (exit {done.returncode}): {lines[-1] if lines else ''}", flush=True)
+        if FAILURES.exists():
+            print(FAILURES.read_text("utf-8"), flush=True)
     print(f"mutmut ran the mutants of {', '.join(modules)} in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
 
