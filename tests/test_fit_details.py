@@ -247,6 +247,17 @@ def test_the_schedules_scale_the_rate_step_by_step(schedule, factors):
     assert rates == pytest.approx([2.0 * f for f in factors], abs=1e-12)
 
 
+@pytest.mark.parametrize("max_distortion", [None, 0.05])
+def test_a_decaying_schedule_leaves_the_first_step_and_slows_the_second(max_distortion):
+    def masks(schedule, steps):
+        trade_off = {"beta": 0.5} if max_distortion is None else {"max_distortion": 0.05}
+        return lanlib.fit_sample_masks(_model(), X[:4], noise.uniform(), steps=steps, seed=0,
+                                       progress=False, schedule=schedule, **trade_off)
+
+    assert torch.equal(masks("linear", 1), masks("constant", 1))  # factor 1 at step 0
+    assert not torch.equal(masks("linear", 2), masks("constant", 2))
+
+
 @pytest.mark.parametrize("shape", [(True,), (1.5,)])
 def test_mask_shape_sizes_must_be_integers_not_bools(shape):
     with pytest.raises(TypeError, match="mask_shape"):

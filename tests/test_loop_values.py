@@ -12,10 +12,11 @@ import torch
 # Indexing a meta tensor imports torch's symbolic shapes (sympy) on first use, which takes
 # seconds: imported here, as the tests are collected, it leaves each test milliseconds.
 import torch.fx.experimental.symbolic_shapes
+from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from lanlib import noise
-from lanlib.loop import batches
+from lanlib.loop import batches, resolve_device
 
 CPU, META = torch.device("cpu"), torch.device("meta")
 DATA = torch.arange(10.0).reshape(10, 1)
@@ -32,6 +33,27 @@ def test_tensor_batches_land_on_the_device_asked_for():
     x, y = next(batches((DATA, torch.arange(10)), 4, gen(0), META, labels=True))
     assert (x.device, x.shape, y.device, y.shape, y.dtype) == (
         META, (4, 1), META, (4,), torch.int64)
+
+
+def test_dataloader_batches_land_on_the_device_asked_for():
+    loader = DataLoader(TensorDataset(DATA, torch.arange(10)), batch_size=4)
+    x, y = next(batches(loader, 4, gen(0), META, labels=True))
+    assert (x.device, y.device, x.shape, y.shape) == (META, META, (4, 1), (4,))
+    x = next(batches(loader, 4, gen(0), META))
+    assert (x.device, x.shape) == (META, (4, 1))
+
+
+class _BufferOnly(nn.Module):
+    def __init__(self, device):
+        super().__init__()
+        self.register_buffer("scale", torch.ones(1, device=device))
+
+
+@pytest.mark.parametrize("model", [nn.Linear(2, 2, device=META), _BufferOnly(META)],
+                         ids=["parameters", "buffers only"])
+def test_without_a_device_a_model_is_explained_where_its_first_tensor_lives(model):
+    assert resolve_device(model, None) == META
+    assert resolve_device(nn.ReLU(), None) == CPU  # nothing to go by: the CPU
 
 
 @pytest.mark.parametrize("pool", [DATA[:5], TensorDataset(DATA[:5])],
