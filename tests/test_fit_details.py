@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 import pytest
 import torch
+from test_fit_values import _DiesAtCall
 from torch import nn
 
 import lanlib
@@ -30,19 +31,6 @@ class _Shared(nn.Module):
     def forward(self, x):
         self.batches.append(x.detach().clone())
         return torch.sigmoid(self.w).expand_as(x)
-
-
-class _DiesAtCall:
-    """Uniform noise that raises at its ``at``-th draw, as a killed run would stop."""
-
-    def __init__(self, at: int):
-        self.at, self.calls, self.base = at, 0, noise.uniform()
-
-    def __call__(self, inputs, generator=None):
-        self.calls += 1
-        if self.calls == self.at:
-            raise RuntimeError("killed")
-        return self.base(inputs, generator=generator)
 
 
 def _model(features: int = 3) -> nn.Module:
